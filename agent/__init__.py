@@ -1,0 +1,1 @@
+"""The node agent: sources (files) -> stages (framing) -> sink (Kafka), checkpointed on ack."""

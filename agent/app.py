@@ -1,0 +1,339 @@
+"""The agent service: discover files, tail them, produce to Kafka, checkpoint what was acked.
+
+Order of truth: a line is read, framed into a record, appended to a batch, and the batch is
+sent; only when Kafka acknowledges the batch does the file's ``acked_offset`` move, and only
+``acked_offset`` is written to the checkpoint. A crash anywhere re-reads from the last
+checkpoint: lines may repeat (same file id and offset, so the indexer drops them), never vanish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from datetime import UTC, datetime
+
+from agent.checkpoint import CheckpointStore, FileCheckpoint
+from agent.metrics import AgentMetrics
+from agent.sinks.kafka import KafkaSink
+from agent.sources.discovery import Discovery, Watcher
+from agent.sources.identity import identify, still_matches
+from agent.sources.tailer import Chunk, FileTailer
+from agent.stages.framing import FLAG_SPLIT, encode_bytes, frame_lines
+from logferry.config import Config
+from logferry.errors import CheckpointError, ConfigError
+from logferry.telemetry import TelemetryServer
+from logferry.wire import record_prefix
+
+log = logging.getLogger("logferry.agent")
+
+_IDLE_POLL_S = 0.2
+KIND_FILE = "file"
+
+
+def _now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Agent:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.settings = config.agent
+        if not self.settings.include:
+            raise ConfigError("agent.include is empty: give at least one glob of files to tail")
+        self.host = self.settings.host or os.environ.get("NODE_NAME") or socket.gethostname()
+        self.metrics = AgentMetrics()
+        self.discovery = Discovery(self.settings.include, self.settings.exclude)
+        self.store = CheckpointStore(self.settings.state_dir)
+        self.sink = KafkaSink(config.kafka, self.settings)
+        self.tailers: dict[tuple[int, int], FileTailer] = {}
+        self._saved: dict[tuple[int, int], FileCheckpoint] = {}
+        self._first_start = False
+        self._wake = asyncio.Event()
+        self._acked = asyncio.Event()
+        self._connected = False
+        self._telemetry: TelemetryServer | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        self._first_start = not self.store.exists()
+        self._saved = {(c.dev, c.ino): c for c in self.store.load()}
+        await self.sink.start()
+        self._connected = True
+        log.info("agent started", extra={"host": self.host, "include": self.settings.include,
+                                         "topic": self.sink.topic,
+                                         "resumed_files": len(self._saved)})
+        if self.settings.metrics_port is not None:
+            self._telemetry = TelemetryServer(self.metrics.registry, self.health,
+                                              self.settings.metrics_port)
+            await self._telemetry.start()
+        watcher = Watcher(self.discovery.watch_roots(), self._wake)
+        watcher.start(asyncio.get_running_loop())
+        try:
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._checkpoint_loop(stop))
+                await self._main_loop(stop)
+        finally:
+            watcher.stop()
+            await self._shutdown()
+
+    async def _shutdown(self) -> None:
+        # Graceful stop: everything sent gets its ack (or fails), then the checkpoint records it.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.sink.flush(), self.config.kafka.request_timeout_s)
+        await asyncio.sleep(0)
+        self._save_checkpoint()
+        await self.sink.stop()
+        for tailer in self.tailers.values():
+            tailer.close()
+        if self._telemetry is not None:
+            await self._telemetry.stop()
+        log.info("agent stopped", extra={"files": len(self.tailers)})
+
+    def health(self) -> tuple[bool, str]:
+        return (self._connected, "ok" if self._connected else "not connected to Kafka")
+
+    # -- main loop --------------------------------------------------------------------------
+
+    async def _main_loop(self, stop: asyncio.Event) -> None:
+        next_scan = 0.0
+        while not stop.is_set():
+            now = time.monotonic()
+            if now >= next_scan or self._wake.is_set():
+                self._wake.clear()
+                await self._scan()
+                next_scan = now + self.settings.scan_interval_s
+            progressed = await self._pump()
+            await self._finish_orphans()
+            if not progressed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wait_any(stop), _IDLE_POLL_S)
+
+    async def _wait_any(self, stop: asyncio.Event) -> None:
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
+
+    async def _scan(self) -> None:
+        paths = await asyncio.to_thread(self.discovery.scan)
+        seen: set[tuple[int, int]] = set()
+        for path in paths:
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            key = (st.st_dev, st.st_ino)
+            seen.add(key)
+            tailer = self.tailers.get(key)
+            if tailer is not None:
+                if tailer.path != path:
+                    log.info("file renamed", extra={"fid": tailer.fid, "from": tailer.path,
+                                                    "to": path})
+                    tailer.path = path
+                tailer.orphaned = False
+                continue
+            self._open(path)
+        for key, tailer in self.tailers.items():
+            if key in seen or tailer.orphaned:
+                continue
+            try:
+                st = os.stat(tailer.path)
+                same = (st.st_dev, st.st_ino) == key
+            except OSError:
+                same = False
+            if not same or key not in seen:
+                tailer.orphaned = True
+                log.info("file rotated or deleted; reading it to its end",
+                         extra={"fid": tailer.fid, "path": tailer.path})
+        self.metrics.files_watched.set(len(self.tailers))
+
+    def _open(self, path: str) -> None:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as exc:
+            log.warning("cannot open file", extra={"path": path, "error": exc.strerror})
+            return
+        identity = identify(fd)
+        if identity is None:  # first line not complete yet: nothing to send anyway
+            os.close(fd)
+            return
+        key = (identity.dev, identity.ino)
+        saved = self._saved.pop(key, None)
+        if saved is not None and saved.fp == identity.fp and still_matches(
+                fd, saved.fp, saved.fp_len):
+            offset = saved.offset
+        elif self._first_start and self.settings.start_at == "end":
+            offset = _end_of_last_line(fd)
+        else:
+            offset = 0
+        self.tailers[key] = FileTailer(path, fd, identity, offset)
+        log.info("tailing file", extra={"path": path, "fid": identity.fid, "offset": offset})
+
+    async def _pump(self) -> bool:
+        """Read and send one chunk from each file that has data. True if anything moved."""
+        progressed = False
+        now = time.monotonic()
+        for key, tailer in list(self.tailers.items()):
+            if self._inflight_bytes() >= self.settings.max_inflight_bytes:
+                await self._pause()
+            try:
+                size = tailer.size()
+            except OSError:
+                continue
+            if size != tailer.last_size:
+                tailer.last_size = size
+                tailer.last_growth = now
+                tailer.waiting_for_newline = False
+            if size < tailer.read_offset:
+                self._truncated(key, tailer, size)
+                progressed = True
+                continue
+            if size == tailer.read_offset or tailer.waiting_for_newline:
+                continue
+            chunk = await asyncio.to_thread(tailer.read_chunk, self.settings.read_chunk_bytes,
+                                            self.settings.max_line_bytes)
+            if chunk is None:
+                tailer.waiting_for_newline = True
+                continue
+            await self._send_chunk(tailer, chunk)
+            progressed = True
+        return progressed
+
+    async def _pause(self) -> None:
+        self.metrics.paused.set(1)
+        log.warning("reading paused: Kafka has not acknowledged max_inflight_bytes",
+                    extra={"inflight_bytes": self._inflight_bytes()})
+        while self._inflight_bytes() >= self.settings.max_inflight_bytes:
+            self._acked.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._acked.wait(), 1.0)
+        self.metrics.paused.set(0)
+        log.info("reading resumed")
+
+    def _inflight_bytes(self) -> int:
+        return sum(t.inflight_bytes for t in self.tailers.values())
+
+    async def _send_chunk(self, tailer: FileTailer, chunk: Chunk) -> None:
+        prefix = record_prefix(_now_iso(), self.host, KIND_FILE, tailer.path, tailer.fid)
+        key = tailer.fid.encode()
+        partition = self.sink.partition_for(key)
+        generation = tailer.generation
+        if chunk.forced:
+            records = iter([(encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT),
+                             chunk.end)])
+            self.metrics.lines_split.inc()
+        else:
+            records = frame_lines(prefix, chunk.start, chunk.body, self.settings.max_line_bytes)
+        batch = self.sink.new_batch()
+        count = 0
+        end = chunk.start
+        for value, next_off in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:
+                await self._send_batch(tailer, batch, partition, end, count, generation)
+                batch = self.sink.new_batch()
+                count = 0
+                batch.append(key=key, value=value, timestamp=None)
+            count += 1
+            end = next_off
+        await self._send_batch(tailer, batch, partition, end, count, generation)
+        self.metrics.bytes_read.labels(KIND_FILE).inc(chunk.end - chunk.start)
+
+    async def _send_batch(self, tailer: FileTailer, batch: object, partition: int,
+                          end: int, count: int, generation: int) -> None:
+        if count == 0 or tailer.generation != generation:
+            return
+        nbytes = batch.size()  # type: ignore[attr-defined]
+        future = await self.sink.send(batch, partition)
+        tailer.track(end, nbytes, future)
+        self.metrics.lines_read.labels(KIND_FILE).inc(count)
+
+        def _done(fut: asyncio.Future[object]) -> None:
+            if fut.cancelled() or fut.exception() is not None:
+                self.metrics.produce_errors.inc()
+                log.warning("Kafka did not acknowledge a batch; re-reading from the checkpoint",
+                            extra={"fid": tailer.fid, "error": str(fut.exception()
+                                                                   if not fut.cancelled()
+                                                                   else "cancelled")})
+            else:
+                self.metrics.lines_acked.labels(KIND_FILE).inc(count)
+            self._acked.set()
+
+        future.add_done_callback(_done)
+
+    def _truncated(self, key: tuple[int, int], tailer: FileTailer, size: int) -> None:
+        self.metrics.truncations.inc()
+        log.warning("file truncated; it is read again from its start as a new file",
+                    extra={"path": tailer.path, "fid": tailer.fid, "size": size,
+                           "read_offset": tailer.read_offset})
+        tailer.close()
+        del self.tailers[key]
+        self._wake.set()
+
+    async def _finish_orphans(self) -> None:
+        """Release rotated or deleted files once read to their end, acked and quiet."""
+        now = time.monotonic()
+        for key, tailer in list(self.tailers.items()):
+            if not tailer.orphaned or now - tailer.last_growth < self.settings.rotate_wait_s:
+                continue
+            if tailer.inflight:
+                continue
+            try:
+                size = tailer.size()
+            except OSError:
+                size = tailer.read_offset
+            if size > tailer.read_offset:
+                # A last line without its newline: nobody will finish it now, so send it.
+                chunk = tailer.read_tail()
+                if chunk is not None:
+                    await self._send_chunk(tailer, chunk)
+                continue
+            log.info("released file", extra={"path": tailer.path, "fid": tailer.fid,
+                                              "offset": tailer.acked_offset})
+            tailer.close()
+            del self.tailers[key]
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    async def _checkpoint_loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), self.settings.checkpoint_interval_s)
+            entries = self._checkpoint_entries()
+            await asyncio.to_thread(self._write_checkpoint, entries)
+
+    def _save_checkpoint(self) -> None:
+        self._write_checkpoint(self._checkpoint_entries())
+
+    def _checkpoint_entries(self) -> list[FileCheckpoint]:
+        # Built on the event loop thread: the tailers are only ever mutated there.
+        entries = [
+            FileCheckpoint(t.fid, t.identity.dev, t.identity.ino, t.identity.fp,
+                           t.identity.fp_len, t.path, t.acked_offset)
+            for t in self.tailers.values()
+        ]
+        # Files not opened yet this run keep their saved position.
+        entries.extend(self._saved.values())
+        self.metrics.checkpoint_lag.set(
+            sum(max(0, t.last_size - t.acked_offset) for t in self.tailers.values()))
+        return entries
+
+    def _write_checkpoint(self, entries: list[FileCheckpoint]) -> None:
+        try:
+            self.store.save(entries)
+        except CheckpointError as exc:
+            self.metrics.checkpoint_errors.inc()
+            log.error("checkpoint write failed", extra={"error": str(exc)})
+
+
+def _end_of_last_line(fd: int) -> int:
+    size = os.fstat(fd).st_size
+    tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
+    cut = tail.rfind(b"\n")
+    return 0 if cut < 0 else max(0, size - len(tail)) + cut + 1

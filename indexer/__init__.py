@@ -1,0 +1,1 @@
+"""The indexer: source (Kafka group) -> stages (decode, shape) -> sink (OpenSearch bulk)."""

@@ -1,0 +1,149 @@
+"""Bulk writes to OpenSearch that read every item's status.
+
+HTTP 200 on ``_bulk`` says nothing about the documents: each item has its own status. 201 is
+indexed; 409 on ``create`` means the document (same origin id) is already there, which is what a
+replay looks like, so it counts as done. 429 and 503 are back-pressure and are retried forever
+with jittered exponential backoff; other 5xx are retried ``max_retries`` times; anything else
+(mapping and parse errors) will never succeed and goes to the dead-letter topic with its reason.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from opensearchpy import AsyncOpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import TransportError
+
+from indexer.metrics import IndexerMetrics
+from indexer.sinks.template import index_template
+from logferry.config import IndexerSettings, OpenSearchSettings
+from logferry.errors import OpenSearchUnavailableError
+from logferry.opensearch import client_kwargs
+
+log = logging.getLogger("logferry.indexer.opensearch")
+
+_ALWAYS_RETRY = {429, 503}
+_BACKOFF_BASE_S = 0.2
+_BACKOFF_MAX_S = 30.0
+
+
+@dataclass(slots=True)
+class PendingDoc:
+    """One document on its way to OpenSearch, remembering the Kafka record it came from."""
+
+    index: str
+    lines: bytes
+    topic: str
+    partition: int
+    offset: int
+    value: bytes
+    retries: int = 0
+
+
+@dataclass(slots=True)
+class Rejected:
+    doc: PendingDoc
+    status: int
+    reason: str
+
+
+def backoff_s(attempt: int) -> float:
+    """Full-jitter exponential backoff."""
+    return random.uniform(0, min(_BACKOFF_MAX_S, _BACKOFF_BASE_S * (2 ** min(attempt, 16))))
+
+
+class OpenSearchSink:
+    def __init__(self, settings: OpenSearchSettings, indexer: IndexerSettings,
+                 metrics: IndexerMetrics) -> None:
+        self.settings = settings
+        self.max_retries = indexer.max_retries
+        self.metrics = metrics
+        self.client = AsyncOpenSearch(**client_kwargs(settings))
+
+    async def start(self) -> None:
+        urls = ", ".join(self.settings.urls)
+        try:
+            await self.client.info()
+            await self.client.indices.put_index_template(
+                name=self.settings.index_prefix, body=index_template(self.settings.index_prefix))
+        except (OSConnectionError, TransportError) as exc:
+            await self.client.close()
+            raise OpenSearchUnavailableError(
+                f"cannot use OpenSearch at {urls}: {_describe(exc)}") from exc
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    async def write(self, docs: list[PendingDoc],
+                    wait: Callable[[float], Awaitable[None]]) -> list[Rejected]:
+        """Write ``docs`` until each is indexed, already present, or rejected for good.
+
+        ``wait`` sleeps between retries; the indexer passes one that keeps its Kafka consumer
+        polling (with partitions paused) so a long OpenSearch outage does not cost the group
+        membership.
+        """
+        rejected: list[Rejected] = []
+        todo = docs
+        attempt = 0
+        while todo:
+            started = time.monotonic()
+            try:
+                resp = await self.client.bulk(body=b"".join(d.lines for d in todo))
+            except (OSConnectionError, TransportError) as exc:
+                delay = backoff_s(attempt)
+                attempt += 1
+                self.metrics.bulk_failures.inc()
+                log.warning("bulk request failed; retrying",
+                            extra={"error": _describe(exc), "docs": len(todo),
+                                   "attempt": attempt, "delay_s": round(delay, 2)})
+                await wait(delay)
+                continue
+            self.metrics.bulk_latency.observe(time.monotonic() - started)
+            retry: list[PendingDoc] = []
+            indexed = duplicates = 0
+            for doc, item in zip(todo, resp["items"], strict=True):
+                result = item.get("create") or next(iter(item.values()))
+                status = int(result.get("status", 0))
+                if status in (200, 201):
+                    indexed += 1
+                elif status == 409:
+                    duplicates += 1
+                elif status in _ALWAYS_RETRY or (status >= 500 and doc.retries < self.max_retries):
+                    doc.retries += 1
+                    retry.append(doc)
+                else:
+                    rejected.append(Rejected(doc, status, _item_reason(result)))
+            self.metrics.indexed.inc(indexed)
+            self.metrics.duplicates.inc(duplicates)
+            if retry:
+                self.metrics.retried.inc(len(retry))
+                delay = backoff_s(attempt)
+                attempt += 1
+                log.warning("bulk items to retry", extra={"count": len(retry),
+                                                          "delay_s": round(delay, 2)})
+                await wait(delay)
+            todo = retry
+        return rejected
+
+
+def _item_reason(result: dict[str, Any]) -> str:
+    error = result.get("error")
+    if isinstance(error, dict):
+        reason = f"{error.get('type')}: {error.get('reason')}"
+        cause = error.get("caused_by")
+        if isinstance(cause, dict):
+            reason += f" (caused by {cause.get('type')}: {cause.get('reason')})"
+        return reason
+    return str(error)
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, TransportError) and isinstance(exc.status_code, int):
+        return f"HTTP {exc.status_code} {exc.error}"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,40 @@
+"""From a wire record to the OpenSearch document and its bulk action line.
+
+The document id is derived from the record's origin (file id + byte offset), so the same line
+read twice, produced twice or consumed twice is one document.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+
+from logferry.wire import LogRecord, origin_id
+
+
+def to_document(record: LogRecord, ingested: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@timestamp": record.ts,
+        "message": record.line,
+        "host": {"name": record.host},
+        "log": {"file": {"path": record.path}, "offset": record.off},
+        "logferry": {"fid": record.fid, "kind": record.kind},
+        "event": {"ingested": ingested},
+    }
+    if record.flags:
+        doc["logferry"]["flags"] = record.flags
+    if record.stream:
+        doc["log"]["stream"] = record.stream
+    return doc
+
+
+def index_for(prefix: str, ts: str) -> str:
+    """Daily index from the record's UTC timestamp: ``<prefix>-YYYY.MM.DD``."""
+    return f"{prefix}-{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"
+
+
+def bulk_lines(index: str, record: LogRecord, doc: dict[str, Any]) -> bytes:
+    """The two NDJSON lines of one ``create`` action."""
+    action = {"create": {"_index": index, "_id": origin_id(record.fid, record.off)}}
+    return orjson.dumps(action) + b"\n" + orjson.dumps(doc) + b"\n"

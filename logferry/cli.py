@@ -1,0 +1,235 @@
+"""The ``logferry`` command line: one entry point for the agent, the indexer, search and the
+dev stack. Errors the user can fix print as one line and exit non-zero; bugs keep tracebacks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from logferry.config import Config, load_config, redacted
+from logferry.errors import LogferryError
+
+_CONFIG_OPT = click.option(
+    "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
+    envvar="LOGFERRY_CONFIG", help="Config file (TOML or JSON). Env: LOGFERRY_CONFIG.")
+_BROKERS_OPT = click.option("--brokers", help="Kafka bootstrap servers, comma-separated.")
+_TOPIC_OPT = click.option("--topic", help="Kafka topic of log records.")
+_OS_URL_OPT = click.option("--opensearch-url", "opensearch_url",
+                           help="OpenSearch URL(s), comma-separated.")
+
+
+def _kafka_overrides(brokers: str | None, topic: str | None) -> dict[str, Any]:
+    return {"brokers": brokers.split(",") if brokers else None, "topic": topic}
+
+
+def _os_overrides(url: str | None) -> dict[str, Any]:
+    return {"urls": url.split(",") if url else None}
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="logferry")
+def cli() -> None:
+    """logferry: ship container and file logs through Kafka into OpenSearch, losing and
+    duplicating nothing."""
+
+
+# -- dev stack -------------------------------------------------------------------------------
+
+@cli.group()
+def dev() -> None:
+    """A local Kafka broker and OpenSearch node for trying logferry and for its tests."""
+
+
+def _dev_options(fn: Any) -> Any:
+    fn = click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+                      envvar="LOGFERRY_DEV_DIR",
+                      help="Where data, logs and pids live (default: "
+                           "$XDG_STATE_HOME/logferry/dev).")(fn)
+    fn = click.option("--kafka-port", type=int, default=9092, show_default=True,
+                      help="Kafka listener port (the controller uses the next one).")(fn)
+    fn = click.option("--opensearch-port", type=int, default=9200, show_default=True,
+                      help="OpenSearch HTTP port (transport uses this + 100).")(fn)
+    return fn
+
+
+def _stack(state_dir: Path | None, kafka_port: int, opensearch_port: int) -> Any:
+    from logferry.devstack import DevStack
+
+    return DevStack(state_dir, kafka_port=kafka_port, opensearch_port=opensearch_port)
+
+
+def _print_status(statuses: Any) -> None:
+    for st in statuses:
+        state = "ready" if st.ready else ("running, not ready" if st.pid else "stopped")
+        pid = f"pid {st.pid}" if st.pid else "-"
+        click.echo(f"{st.name:<11} {state:<19} {st.address:<24} {pid:<10} log: {st.log_path}")
+
+
+@dev.command("up")
+@_dev_options
+def dev_up(state_dir: Path | None, kafka_port: int, opensearch_port: int) -> None:
+    """Fetch (first time), start and wait for Kafka and OpenSearch. Safe to run twice."""
+    stack = _stack(state_dir, kafka_port, opensearch_port)
+    statuses = stack.up()
+    _print_status(statuses)
+    click.echo(f"Kafka:      {stack.kafka.address}\nOpenSearch: {stack.opensearch.address}")
+
+
+@dev.command("down")
+@_dev_options
+def dev_down(state_dir: Path | None, kafka_port: int, opensearch_port: int) -> None:
+    """Stop the services this state directory started (data is kept)."""
+    stopped = _stack(state_dir, kafka_port, opensearch_port).down()
+    click.echo(f"stopped: {', '.join(stopped)}" if stopped else "nothing was running")
+
+
+@dev.command("status")
+@_dev_options
+def dev_status(state_dir: Path | None, kafka_port: int, opensearch_port: int) -> None:
+    """Show whether each service runs and answers."""
+    statuses = _stack(state_dir, kafka_port, opensearch_port).status()
+    _print_status(statuses)
+    if not all(s.ready for s in statuses):
+        sys.exit(1)
+
+
+# -- agent and indexer -----------------------------------------------------------------------
+
+@cli.group()
+def agent() -> None:
+    """The node agent: tails log files into Kafka."""
+
+
+@agent.command("run")
+@_CONFIG_OPT
+@_BROKERS_OPT
+@_TOPIC_OPT
+@click.option("--include", multiple=True, help="Glob of files to tail (repeatable).")
+@click.option("--exclude", multiple=True, help="Glob of files to skip (repeatable).")
+@click.option("--state-dir", type=click.Path(path_type=Path, file_okay=False),
+              help="Directory for checkpoints.")
+@click.option("--start-at", type=click.Choice(["beginning", "end"]),
+              help="Where to start in files that existed before the first start.")
+@click.option("--metrics-port", type=int, help="Serve /metrics and /health on this port.")
+def agent_run(config_path: Path | None, brokers: str | None, topic: str | None,
+              include: tuple[str, ...], exclude: tuple[str, ...], state_dir: Path | None,
+              start_at: str | None, metrics_port: int | None) -> None:
+    """Tail files and produce every line to Kafka; checkpoint only what Kafka acknowledged."""
+    config = load_config(config_path, {
+        "kafka": _kafka_overrides(brokers, topic),
+        "agent": {"include": list(include) or None, "exclude": list(exclude) or None,
+                  "state_dir": state_dir, "start_at": start_at, "metrics_port": metrics_port},
+    })
+    from agent.app import Agent
+    from logferry._runner import run_service
+    from logferry.telemetry import configure_logging
+
+    configure_logging(config.log_level)
+    # aiokafka clients must be built inside the running event loop.
+    run_service(lambda stop: Agent(config).run(stop))
+
+
+@cli.group()
+def indexer() -> None:
+    """The indexer: consumes Kafka and bulk-loads OpenSearch."""
+
+
+@indexer.command("run")
+@_CONFIG_OPT
+@_BROKERS_OPT
+@_TOPIC_OPT
+@_OS_URL_OPT
+@click.option("--group", "group_id", help="Kafka consumer group id.")
+@click.option("--metrics-port", type=int, help="Serve /metrics and /health on this port.")
+def indexer_run(config_path: Path | None, brokers: str | None, topic: str | None,
+                opensearch_url: str | None, group_id: str | None,
+                metrics_port: int | None) -> None:
+    """Index Kafka records into OpenSearch; commit offsets only after OpenSearch confirmed."""
+    config = load_config(config_path, {
+        "kafka": _kafka_overrides(brokers, topic),
+        "opensearch": _os_overrides(opensearch_url),
+        "indexer": {"group_id": group_id, "metrics_port": metrics_port},
+    })
+    from indexer.app import Indexer
+    from logferry._runner import run_service
+    from logferry.telemetry import configure_logging
+
+    configure_logging(config.log_level)
+    run_service(lambda stop: Indexer(config).run(stop))
+
+
+# -- search ----------------------------------------------------------------------------------
+
+@cli.command()
+@click.argument("query", required=False)
+@_CONFIG_OPT
+@_OS_URL_OPT
+@click.option("--since", help="Only lines newer than this: 15m, 2h, 7d or an ISO time.")
+@click.option("--until", help="Only lines older than this: 15m, 2h, 7d or an ISO time.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document per line.")
+@click.option("--host", help="Only lines from this host.")
+@click.option("--path", help="Only lines from this file path.")
+def search(query: str | None, config_path: Path | None, opensearch_url: str | None,
+           since: str | None, until: str | None, limit: int, as_json: bool,
+           host: str | None, path: str | None) -> None:
+    """Print the newest lines matching QUERY (OpenSearch query-string syntax), newest first."""
+    from logferry.opensearch import F_HOST, F_PATH
+    from logferry.search import SearchRequest, format_line, run_search
+
+    config = load_config(config_path, {"opensearch": _os_overrides(opensearch_url)})
+    filters = tuple((f, v) for f, v in ((F_HOST, host), (F_PATH, path)) if v)
+    docs = run_search(config.opensearch,
+                      SearchRequest(query, since, until, limit, filters))
+    color = sys.stdout.isatty() and not as_json
+    for doc in docs:
+        click.echo(orjson.dumps(doc).decode() if as_json else format_line(doc, color))
+    if not docs and not as_json:
+        click.echo("no matching lines", err=True)
+
+
+# -- config ----------------------------------------------------------------------------------
+
+@cli.group("config")
+def config_group() -> None:
+    """Check and show configuration."""
+
+
+@config_group.command("validate")
+@click.argument("path", type=click.Path(path_type=Path, dir_okay=False))
+def config_validate(path: Path) -> None:
+    """Check a config file; explain every invalid setting."""
+    load_config(path)
+    click.echo(f"{path}: ok")
+
+
+@config_group.command("show")
+@_CONFIG_OPT
+def config_show(config_path: Path | None) -> None:
+    """Print the effective configuration (defaults filled in, secrets masked) as JSON."""
+    config: Config = load_config(config_path)
+    click.echo(orjson.dumps(redacted(config), option=orjson.OPT_INDENT_2).decode())
+
+
+def main() -> None:
+    try:
+        cli.main(standalone_mode=False)
+    except LogferryError as exc:
+        click.echo(f"logferry: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""The typed configuration shared by agent, indexer and CLI. Units are in the field names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+
+class _Section(BaseModel):
+    # Unknown keys are typos far more often than forward compatibility: reject them.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(_Section):
+    brokers: list[str] = Field(default_factory=lambda: ["127.0.0.1:9092"], min_length=1)
+    topic: str = Field("logferry.logs", min_length=1)
+    client_id: str = "logferry"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    # Prefer sasl_password_file or $LOGFERRY_KAFKA_SASL_PASSWORD; never logged either way.
+    sasl_password: SecretStr | None = None
+    sasl_password_file: Path | None = None
+    ssl_ca_file: Path | None = None
+    ssl_cert_file: Path | None = None
+    ssl_key_file: Path | None = None
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    @field_validator("brokers")
+    @classmethod
+    def _host_port(cls, value: list[str]) -> list[str]:
+        for broker in value:
+            host, sep, port = broker.rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(f"broker {broker!r} is not host:port")
+        return value
+
+
+class OpenSearchSettings(_Section):
+    urls: list[str] = Field(default_factory=lambda: ["http://127.0.0.1:9200"], min_length=1)
+    username: str | None = None
+    password: SecretStr | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
+    verify_certs: bool = True
+    request_timeout_s: float = Field(30.0, gt=0)
+    index_prefix: str = Field("logferry-logs", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+
+    @field_validator("urls")
+    @classmethod
+    def _http_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"OpenSearch URL {url!r} must start with http:// or https://")
+        return value
+
+
+class AgentSettings(_Section):
+    include: list[str] = Field(default_factory=list)
+    exclude: list[str] = Field(default_factory=list)
+    state_dir: Path = Path("/var/lib/logferry/agent")
+    # Where to start in a file that already existed before the agent's very first start.
+    start_at: Literal["beginning", "end"] = "beginning"
+    host: str | None = None
+    max_line_bytes: int = Field(1024 * 1024, ge=1024)
+    read_chunk_bytes: int = Field(1024 * 1024, ge=4096)
+    scan_interval_s: float = Field(1.0, gt=0)
+    checkpoint_interval_s: float = Field(1.0, gt=0)
+    # A file whose path now names another file (rename rotation) or that was deleted is read
+    # to its end and released only once it has been quiet this long.
+    rotate_wait_s: float = Field(5.0, ge=0)
+    batch_max_bytes: int = Field(1024 * 1024, ge=1024)
+    linger_s: float = Field(0.02, ge=0)
+    compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
+    max_inflight_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+
+
+class IndexerSettings(_Section):
+    group_id: str = "logferry-indexer"
+    topics: list[str] = Field(default_factory=list)
+    dead_letter_topic: str = "logferry.dead-letter"
+    bulk_max_docs: int = Field(5000, ge=1)
+    bulk_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
+    flush_interval_s: float = Field(1.0, gt=0)
+    max_retries: int = Field(8, ge=0)
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+
+
+class Config(_Section):
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    opensearch: OpenSearchSettings = Field(default_factory=OpenSearchSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    indexer: IndexerSettings = Field(default_factory=IndexerSettings)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -1,0 +1,110 @@
+"""``logferry dev up | down | status``: a real Kafka broker and OpenSearch node on loopback.
+
+Used by the demo, the integration tests and the benchmarks alike, so all three exercise the same
+services a user gets.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from logferry.devstack import _process
+from logferry.devstack._services import KafkaService, OpenSearchService, Service
+from logferry.devstack._tools import find_jdk
+from logferry.errors import ServiceStartError
+
+
+def default_state_dir() -> Path:
+    env = os.environ.get("LOGFERRY_DEV_DIR")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "logferry" / "dev"
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    address: str
+    pid: int | None
+    ready: bool
+    log_path: Path
+
+
+class DevStack:
+    """Kafka + OpenSearch started from pinned Maven Central artifacts, tracked under one dir."""
+
+    def __init__(self, state_dir: Path | None = None, kafka_port: int = 9092,
+                 opensearch_port: int = 9200, start_timeout_s: float = 180.0) -> None:
+        self.state_dir = (state_dir or default_state_dir()).resolve()
+        self.kafka = KafkaService("kafka", self.state_dir, (kafka_port, kafka_port + 1))
+        self.opensearch = OpenSearchService(
+            "opensearch", self.state_dir, (opensearch_port, opensearch_port + 100))
+        self.start_timeout_s = start_timeout_s
+
+    @property
+    def services(self) -> tuple[Service, ...]:
+        return (self.kafka, self.opensearch)
+
+    def up(self, echo: bool = True) -> list[ServiceStatus]:
+        """Start what is not running, wait until both are usable. Idempotent."""
+        jdk = find_jdk()
+        started: list[Service] = []
+        for svc in self.services:
+            if _process.running_pid(svc.pid_path) is not None:
+                continue
+            _process.require_free_ports(svc.name, svc.ports)
+            argv = svc.prepare(jdk)
+            _process.spawn(argv, svc.log_path, svc.pid_path, svc.marker)
+            started.append(svc)
+            if echo:
+                print(f"starting {svc.name} (log: {svc.log_path})", flush=True)
+        for svc in self.services:
+            self._wait_ready(svc)
+        return self.status()
+
+    def _wait_ready(self, svc: Service) -> None:
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if _process.running_pid(svc.pid_path) is None:
+                raise ServiceStartError(
+                    f"{svc.name} exited during start-up; last lines of {svc.log_path}:\n"
+                    + _process.log_tail(svc.log_path))
+            if svc.is_ready():
+                return
+            time.sleep(1.0)
+        raise ServiceStartError(
+            f"{svc.name} did not become ready within {self.start_timeout_s:.0f}s; "
+            f"last lines of {svc.log_path}:\n" + _process.log_tail(svc.log_path))
+
+    def down(self) -> list[str]:
+        """Stop the services this state dir started (by pid). Returns the names stopped."""
+        return [svc.name for svc in reversed(self.services) if _process.stop(svc.pid_path)]
+
+    def status(self) -> list[ServiceStatus]:
+        out = []
+        for svc in self.services:
+            pid = _process.running_pid(svc.pid_path)
+            out.append(ServiceStatus(svc.name, svc.address, pid,
+                                     pid is not None and svc.is_ready(), svc.log_path))
+        return out
+
+    def kill(self, name: str) -> None:
+        """SIGKILL one service (fault injection)."""
+        svc = {s.name: s for s in self.services}[name]
+        _process.kill_hard(svc.pid_path)
+
+    def start(self, name: str) -> None:
+        """Start one service again after :meth:`kill` or :meth:`stop`, and wait until ready."""
+        svc = {s.name: s for s in self.services}[name]
+        if _process.running_pid(svc.pid_path) is None:
+            argv = svc.prepare(find_jdk())
+            _process.spawn(argv, svc.log_path, svc.pid_path, svc.marker)
+        self._wait_ready(svc)
+
+    def stop(self, name: str) -> None:
+        svc = {s.name: s for s in self.services}[name]
+        _process.stop(svc.pid_path)
