@@ -1,0 +1,48 @@
+# The front door. `make demo` and `make test` work on a fresh machine: they create .venv,
+# install logferry with its dev tools, and fetch Kafka/OpenSearch from Maven Central.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: install demo test unit integration lint bench faults clean dev-up dev-down
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python scripts/demo.py
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest tests/unit -q
+
+# Starts its own Kafka + OpenSearch (ports 19092/19200) and stops them afterwards.
+integration: install
+	$(BIN)/pytest tests/integration -q
+
+test: lint
+	$(BIN)/pytest tests/unit tests/integration -q -p no:cacheprovider
+
+bench: install
+	$(BIN)/python -m benchmarks
+
+faults: install
+	$(BIN)/pytest tests/faults -q
+
+dev-up: install
+	$(BIN)/logferry dev up
+
+dev-down: install
+	$(BIN)/logferry dev down
+
+clean:
+	rm -rf $(VENV) .logferry .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,139 @@
+"""Integration fixtures: the real Kafka + OpenSearch dev stack, started once per session
+through the same code as `logferry dev up`, on ports that do not collide with a demo stack."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from opensearchpy import OpenSearch
+from opensearchpy.helpers import scan
+
+from logferry.devstack import DevStack
+
+ROOT = Path(__file__).resolve().parents[2]
+KAFKA_PORT = int(os.environ.get("LOGFERRY_TEST_KAFKA_PORT", "19092"))
+OPENSEARCH_PORT = int(os.environ.get("LOGFERRY_TEST_OPENSEARCH_PORT", "19200"))
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    state = Path(os.environ.get("LOGFERRY_TEST_STACK_DIR")
+                 or tmp_path_factory.mktemp("devstack"))
+    dev = DevStack(state, kafka_port=KAFKA_PORT, opensearch_port=OPENSEARCH_PORT)
+    already_running = all(s.ready for s in dev.status())
+    dev.up(echo=False)
+    yield dev
+    if not already_running:
+        dev.down()
+
+
+@pytest.fixture
+def brokers(stack: DevStack) -> str:
+    return stack.kafka.address
+
+
+@pytest.fixture
+def opensearch_url(stack: DevStack) -> str:
+    return stack.opensearch.address
+
+
+@pytest.fixture
+def os_client(opensearch_url: str) -> Iterator[OpenSearch]:
+    client = OpenSearch(hosts=[opensearch_url], timeout=30)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def names() -> dict[str, str]:
+    """A topic, group and index prefix unique to one test, so tests never see each other."""
+    tag = uuid.uuid4().hex[:10]
+    return {"topic": f"t-{tag}", "group": f"g-{tag}", "prefix": f"lf-{tag}",
+            "dlq": f"dlq-{tag}"}
+
+
+class Service:
+    """A logferry process (agent or indexer) run through the real CLI."""
+
+    def __init__(self, args: list[str], log_path: Path) -> None:
+        self.args = args
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Service:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "logferry.cli", *self.args], stdout=log,
+            stderr=subprocess.STDOUT, cwd=ROOT)
+        return self
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.kill()
+        self.proc.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture
+def run_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
+    started: list[Service] = []
+
+    def _run(*args: str, name: str = "svc") -> Service:
+        svc = Service(list(args), tmp_path / f"{name}-{len(started)}.log").start()
+        started.append(svc)
+        return svc
+
+    yield _run
+    for svc in started:
+        svc.stop()
+
+
+def write_config(path: Path, data: dict[str, Any]) -> Path:
+    path.write_bytes(orjson.dumps(data))
+    return path
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
+             interval_s: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval_s)
+    raise AssertionError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def count_docs(client: OpenSearch, prefix: str) -> int:
+    client.indices.refresh(index=f"{prefix}-*", params={"ignore_unavailable": "true",
+                                                        "allow_no_indices": "true"})
+    resp = client.count(index=f"{prefix}-*", params={"ignore_unavailable": "true",
+                                                     "allow_no_indices": "true"})
+    return int(resp["count"])
+
+
+def all_docs(client: OpenSearch, prefix: str) -> list[dict[str, Any]]:
+    client.indices.refresh(index=f"{prefix}-*")
+    return [hit["_source"] for hit in scan(client, index=f"{prefix}-*",
+                                           query={"query": {"match_all": {}}}, size=2000)]

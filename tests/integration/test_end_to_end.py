@@ -1,0 +1,141 @@
+"""The walking skeleton on real services: files -> agent -> Kafka -> indexer -> OpenSearch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from opensearchpy import OpenSearch
+
+from tests.integration.conftest import (
+    ROOT,
+    all_docs,
+    count_docs,
+    wait_for,
+    write_config,
+)
+
+pytestmark = pytest.mark.integration
+
+TOTAL = 10_000
+
+
+def _line(file_no: int, n: int) -> str:
+    # Distinct, mixed lengths, some non-ASCII so both framing paths run.
+    pad = "x" * ((n * 37) % 300)
+    accent = "é" if n % 50 == 0 else ""
+    return f"file{file_no} line {n:05d} {accent}payload {pad}"
+
+
+def _offsets(path: Path) -> dict[int, str]:
+    out: dict[int, str] = {}
+    off = 0
+    for raw in path.read_bytes().split(b"\n")[:-1]:
+        out[off] = raw.decode()
+        off += len(raw) + 1
+    return out
+
+
+def test_ten_thousand_lines_indexed_exactly_once(tmp_path: Path, brokers: str,
+                                                 opensearch_url: str, os_client: OpenSearch,
+                                                 names: dict[str, str], run_service) -> None:  # type: ignore[no-untyped-def]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    files = [logs / f"app{i}.log" for i in range(3)]
+    per_file = [3400, 3300, 3300]
+    assert sum(per_file) == TOTAL
+    # Half of each file exists before the agent starts; the rest is appended while it runs.
+    for i, path in enumerate(files):
+        with path.open("w") as fh:
+            for n in range(per_file[i] // 2):
+                fh.write(_line(i, n) + "\n")
+    config = write_config(tmp_path / "config.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
+        "agent": {"include": [str(logs / "*.log")], "state_dir": str(tmp_path / "state"),
+                  "scan_interval_s": 0.2},
+        "indexer": {"group_id": names["group"], "dead_letter_topic": names["dlq"],
+                    "flush_interval_s": 0.2},
+    })
+    agent = run_service("agent", "run", "--config", str(config), name="agent")
+    indexer = run_service("indexer", "run", "--config", str(config), name="indexer")
+    wait_for(lambda: count_docs(os_client, names["prefix"]) > 0, 60, "first documents")
+    for i, path in enumerate(files):
+        with path.open("a") as fh:
+            for n in range(per_file[i] // 2, per_file[i]):
+                fh.write(_line(i, n) + "\n")
+                if n % 500 == 0:
+                    fh.flush()
+    wait_for(lambda: count_docs(os_client, names["prefix"]) >= TOTAL, 120,
+             f"{TOTAL} documents")
+    assert agent.stop() == 0, agent.log()
+    assert indexer.stop() == 0, indexer.log()
+
+    docs = all_docs(os_client, names["prefix"])
+    assert len(docs) == TOTAL
+    seen = Counter((d["log"]["file"]["path"], d["log"]["offset"]) for d in docs)
+    assert max(seen.values()) == 1
+    by_origin = {(d["log"]["file"]["path"], d["log"]["offset"]): d["message"] for d in docs}
+    expected = {(str(p), off): line for p in files for off, line in _offsets(p).items()}
+    assert by_origin == expected
+
+
+def test_restart_continues_from_checkpoint(tmp_path: Path, brokers: str, opensearch_url: str,
+                                           os_client: OpenSearch, names: dict[str, str],
+                                           run_service) -> None:  # type: ignore[no-untyped-def]
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    path = logs / "a.log"
+    path.write_text("".join(f"before {n}\n" for n in range(500)))
+    config = write_config(tmp_path / "config.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
+        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
+        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2},
+    })
+    indexer = run_service("indexer", "run", "--config", str(config), name="indexer")
+    agent = run_service("agent", "run", "--config", str(config), name="agent")
+    wait_for(lambda: count_docs(os_client, names["prefix"]) == 500, 60, "500 documents")
+    assert agent.stop() == 0
+    with path.open("a") as fh:
+        fh.write("".join(f"while stopped {n}\n" for n in range(300)))
+    agent = run_service("agent", "run", "--config", str(config), name="agent")
+    wait_for(lambda: count_docs(os_client, names["prefix"]) >= 800, 60, "800 documents")
+    assert agent.stop() == 0
+    assert indexer.stop() == 0
+    docs = all_docs(os_client, names["prefix"])
+    assert sorted(d["message"] for d in docs) == sorted(
+        [f"before {n}" for n in range(500)] + [f"while stopped {n}" for n in range(300)])
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logferry.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, check=False)
+
+
+def test_search_cli_prints_newest_first(tmp_path: Path, brokers: str, opensearch_url: str,
+                                        os_client: OpenSearch, names: dict[str, str],
+                                        run_service) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "s.log"
+    path.write_text("".join(f"needle {n} haystack\n" for n in range(20)) + "other line\n")
+    config = write_config(tmp_path / "config.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
+        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
+        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2},
+    })
+    run_service("agent", "run", "--config", str(config), name="agent")
+    run_service("indexer", "run", "--config", str(config), name="indexer")
+    wait_for(lambda: count_docs(os_client, names["prefix"]) == 21, 60, "21 documents")
+    out = _cli("search", "needle", "--config", str(config), "--limit", "5", "--since", "1h")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert len(lines) == 5
+    assert [line.split("needle ")[1].split()[0] for line in lines] == ["19", "18", "17", "16",
+                                                                       "15"]
+    out = _cli("search", "needle AND 3", "--config", str(config), "--json")
+    assert out.returncode == 0, out.stderr
+    assert '"message":"needle 3 haystack"' in out.stdout

@@ -1,0 +1,72 @@
+"""A user's mistake is one clear line and a non-zero exit, never a traceback."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "logferry.cli", *args], capture_output=True,
+                          text=True, timeout=120, cwd=ROOT, check=False)
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _one_line_error(proc: subprocess.CompletedProcess[str], needle: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("logferry: error:")]
+    assert len(errors) == 1, proc.stderr
+    assert needle in errors[0], errors[0]
+
+
+def test_malformed_config(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[kafka]\nbrokers = 5\n")
+    _one_line_error(_cli("config", "validate", str(bad)), "kafka.brokers")
+    _one_line_error(_cli("agent", "run", "--config", str(bad)), "kafka.brokers")
+
+
+def test_valid_config_validates(tmp_path: Path) -> None:
+    good = tmp_path / "good.toml"
+    good.write_text('[agent]\ninclude = ["/var/log/*.log"]\n')
+    proc = _cli("config", "validate", str(good))
+    assert proc.returncode == 0 and "ok" in proc.stdout
+
+
+def test_unreachable_broker(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f'[kafka]\nbrokers = ["127.0.0.1:{_closed_port()}"]\nrequest_timeout_s = 3\n'
+                   f'[agent]\ninclude = ["{tmp_path}/*.log"]\nstate_dir = "{tmp_path}/s"\n')
+    _one_line_error(_cli("agent", "run", "--config", str(cfg)), "cannot reach Kafka")
+
+
+def test_bad_opensearch_url() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    _one_line_error(_cli("search", "x", "--opensearch-url", url), "cannot reach OpenSearch")
+    _one_line_error(_cli("indexer", "run", "--opensearch-url", url),
+                    "cannot use OpenSearch")
+    _one_line_error(_cli("search", "x", "--opensearch-url", "localhost:9200"),
+                    "must start with http")
+
+
+def test_agent_without_include() -> None:
+    _one_line_error(_cli("agent", "run", "--state-dir", "/tmp/x"), "agent.include is empty")
+
+
+def test_help_for_every_command() -> None:
+    for args in (["--help"], ["agent", "run", "--help"], ["indexer", "run", "--help"],
+                 ["search", "--help"], ["dev", "up", "--help"], ["dev", "down", "--help"],
+                 ["dev", "status", "--help"], ["config", "validate", "--help"]):
+        proc = _cli(*args)
+        assert proc.returncode == 0, (args, proc.stderr)
+        assert "Usage:" in proc.stdout
