@@ -38,7 +38,7 @@ def require_free_ports(service: str, ports: Sequence[int]) -> None:
 
 
 def spawn(argv: Sequence[str], log_path: Path, pid_path: Path, marker: str,
-          env: dict[str, str] | None = None) -> int:
+          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
@@ -46,7 +46,7 @@ def spawn(argv: Sequence[str], log_path: Path, pid_path: Path, marker: str,
             start_new_session=True, env=env, cwd=str(log_path.parent),
         )
     pid_path.write_text(f"{proc.pid}\n{marker}\n")
-    return proc.pid
+    return proc
 
 
 def running_pid(pid_path: Path) -> int | None:

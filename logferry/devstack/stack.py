@@ -7,6 +7,7 @@ services a user gets.
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +45,8 @@ class DevStack:
         self.opensearch = OpenSearchService(
             "opensearch", self.state_dir, (opensearch_port, opensearch_port + 100))
         self.start_timeout_s = start_timeout_s
+        # Children started by this process: their exit is seen directly, without racing /proc.
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -58,7 +61,8 @@ class DevStack:
                 continue
             _process.require_free_ports(svc.name, svc.ports)
             argv = svc.prepare(jdk)
-            _process.spawn(argv, svc.log_path, svc.pid_path, svc.marker)
+            self._children[svc.name] = _process.spawn(argv, svc.log_path, svc.pid_path,
+                                                      svc.marker)
             started.append(svc)
             if echo:
                 print(f"starting {svc.name} (log: {svc.log_path})", flush=True)
@@ -69,7 +73,10 @@ class DevStack:
     def _wait_ready(self, svc: Service) -> None:
         deadline = time.monotonic() + self.start_timeout_s
         while time.monotonic() < deadline:
-            if _process.running_pid(svc.pid_path) is None:
+            child = self._children.get(svc.name)
+            exited = (child.poll() is not None) if child is not None else (
+                _process.running_pid(svc.pid_path) is None)
+            if exited:
                 raise ServiceStartError(
                     f"{svc.name} exited during start-up; last lines of {svc.log_path}:\n"
                     + _process.log_tail(svc.log_path))
@@ -102,7 +109,7 @@ class DevStack:
         svc = {s.name: s for s in self.services}[name]
         if _process.running_pid(svc.pid_path) is None:
             argv = svc.prepare(find_jdk())
-            _process.spawn(argv, svc.log_path, svc.pid_path, svc.marker)
+            self._children[name] = _process.spawn(argv, svc.log_path, svc.pid_path, svc.marker)
         self._wait_ready(svc)
 
     def stop(self, name: str) -> None:
