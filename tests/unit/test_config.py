@@ -70,5 +70,5 @@ def test_secrets_from_file_and_env_are_never_shown(tmp_path: Path,
 def test_unreadable_secret_file(tmp_path: Path) -> None:
     path = tmp_path / "c.toml"
     path.write_text(f'[opensearch]\npassword_file = "{tmp_path / "missing"}"\n')
-    with pytest.raises(ConfigError, match="opensearch.password_file: cannot read"):
+    with pytest.raises(ConfigError, match=r"opensearch\.password_file: cannot read"):
         load_config(path)

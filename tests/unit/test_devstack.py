@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from logferry.devstack import DevStack
-from logferry.devstack import _process
+from logferry.devstack import DevStack, _process
 from logferry.devstack._services import Service
 from logferry.errors import PortInUseError, ServiceStartError, ToolMissingError
 
@@ -62,7 +61,7 @@ def test_service_that_dies_reports_its_log_tail(tmp_path: Path) -> None:
     stack._children["crashy"] = _process.spawn(
         [sys.executable, "-c", "print('boom: bad config'); raise SystemExit(3)", svc.marker],
         svc.log_path, svc.pid_path, svc.marker)
-    with pytest.raises(ServiceStartError, match="(?s)crashy exited during start-up.*boom"):
+    with pytest.raises(ServiceStartError, match=r"(?s)crashy exited during start-up.*boom"):
         stack._wait_ready(svc)
 
 
