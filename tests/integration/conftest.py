@@ -95,6 +95,12 @@ class Service:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def wait_started(self, timeout_s: float = 60.0) -> Service:
+        """Until the service logged that it runs (its signal handlers are installed then)."""
+        wait_for(lambda: '" started"' in self.log() or ' started",' in self.log(), timeout_s,
+                 f"{self.args[0]} to start; log:\n{self.log()}", interval_s=0.1)
+        return self
+
 
 @pytest.fixture
 def run_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
@@ -137,3 +143,61 @@ def all_docs(client: OpenSearch, prefix: str) -> list[dict[str, Any]]:
     client.indices.refresh(index=f"{prefix}-*")
     return [hit["_source"] for hit in scan(client, index=f"{prefix}-*",
                                            query={"query": {"match_all": {}}}, size=2000)]
+
+
+def read_topic(brokers: str, topic: str, min_records: int, timeout_s: float = 60.0,
+               idle_s: float = 3.0) -> list[dict[str, Any]]:
+    """Every record value in ``topic`` (all partitions, from the start), decoded as JSON.
+
+    Returns once at least ``min_records`` were read and nothing new came for ``idle_s``.
+    """
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+
+    async def _read() -> list[dict[str, Any]]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=brokers, enable_auto_commit=False,
+                                    auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            parts = None
+            deadline = time.monotonic() + timeout_s
+            while not parts:
+                parts = consumer.partitions_for_topic(topic)
+                if not parts:
+                    await consumer._client.force_metadata_update()
+                    await asyncio.sleep(0.2)
+                    if time.monotonic() > deadline:
+                        raise AssertionError(f"topic {topic} never appeared")
+            tps = [TopicPartition(topic, p) for p in parts]
+            consumer.assign(tps)
+            await consumer.seek_to_beginning(*tps)
+            out: list[dict[str, Any]] = []
+            last_new = time.monotonic()
+            while True:
+                batch = await consumer.getmany(timeout_ms=500, max_records=10000)
+                for msgs in batch.values():
+                    out.extend(orjson.loads(m.value) for m in msgs)
+                now = time.monotonic()
+                if batch:
+                    last_new = now
+                if len(out) >= min_records and now - last_new >= idle_s:
+                    return out
+                if now > deadline:
+                    raise AssertionError(
+                        f"only {len(out)} of {min_records} records in {topic} after "
+                        f"{timeout_s:.0f}s")
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(_read())
+
+
+def line_offsets(data: bytes) -> dict[int, str]:
+    """Byte offset of each complete line in ``data`` -> its text."""
+    out: dict[int, str] = {}
+    off = 0
+    for raw in data.split(b"\n")[:-1]:
+        out[off] = raw.decode("utf-8", errors="replace")
+        off += len(raw) + 1
+    return out
