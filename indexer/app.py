@@ -1,18 +1,24 @@
 """The indexer service: Kafka records in, OpenSearch documents out, offsets committed last.
 
-Per poll: decode and shape every record, bulk-write the documents (each item checked), send what
-OpenSearch rejected for good to the dead-letter topic and wait for Kafka to acknowledge it, and
-only then commit the offsets. A crash before the commit re-delivers the records; their
-deterministic ids make the second write a harmless 409.
+Each poll becomes one *unit*: its records are decoded and shaped, bulk-written (every item
+checked), what OpenSearch rejected for good is sent to the dead-letter topic and acknowledged
+there, and only then may the unit's offsets be committed. Up to ``bulk_concurrency`` units are in
+flight at once, but commits happen strictly in poll order, so a committed offset always means
+"everything before it is in OpenSearch or in the dead-letter topic". A crash before a commit
+re-delivers records; their deterministic ids make the second write a harmless 409.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
-from aiokafka import TopicPartition
+from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from indexer.metrics import IndexerMetrics
 from indexer.sinks.opensearch import OpenSearchSink, PendingDoc, Rejected
@@ -25,6 +31,28 @@ from logferry.wire import decode
 
 log = logging.getLogger("logferry.indexer")
 
+# How long a rebalance waits for in-flight units of revoked partitions before giving them up
+# (their offsets are then not committed; the new owner re-reads and re-writes idempotently).
+_REVOKE_DRAIN_S = 20.0
+
+
+@dataclass
+class _Unit:
+    task: asyncio.Task[None]
+    offsets: dict[TopicPartition, int]
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, indexer: Indexer) -> None:
+        self.indexer = indexer
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.indexer.drain(_REVOKE_DRAIN_S)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        log.info("partitions assigned", extra={"partitions": sorted(
+            f"{tp.topic}:{tp.partition}" for tp in assigned)})
+
 
 class Indexer:
     def __init__(self, config: Config) -> None:
@@ -34,6 +62,7 @@ class Indexer:
         self.source = KafkaSource(config.kafka, self.settings)
         self.sink = OpenSearchSink(config.opensearch, self.settings, self.metrics)
         self.dead_letters = DeadLetterProducer(config.kafka, self.settings.dead_letter_topic)
+        self._units: deque[_Unit] = deque()
         self._ready = False
         self._telemetry: TelemetryServer | None = None
 
@@ -43,7 +72,7 @@ class Indexer:
     async def run(self, stop: asyncio.Event) -> None:
         await self.sink.start()
         try:
-            await self.source.start()
+            await self.source.start(_Rebalance(self))
             try:
                 await self.dead_letters.start()
                 if self.settings.metrics_port is not None:
@@ -54,8 +83,12 @@ class Indexer:
                 log.info("indexer started", extra={"topics": self.source.topics,
                                                    "group": self.settings.group_id})
                 await self._loop(stop)
+                # Graceful stop: finish what is in flight and commit it.
+                await self.drain(None)
             finally:
                 self._ready = False
+                for unit in self._units:
+                    unit.task.cancel()
                 await self.dead_letters.stop()
                 await self.source.stop()
                 if self._telemetry is not None:
@@ -68,13 +101,25 @@ class Indexer:
         consumer = self.source.consumer
         timeout_ms = int(self.settings.flush_interval_s * 1000)
         while not stop.is_set():
-            batch = await consumer.getmany(timeout_ms=timeout_ms,
+            await self._commit_done()
+            full = len(self._units) >= self.settings.bulk_concurrency
+            assigned = consumer.assignment()
+            # Back-pressure without leaving the group: keep polling, but with every partition
+            # paused while the in-flight limit is reached (OpenSearch slow or down).
+            if full:
+                consumer.pause(*assigned)
+            else:
+                consumer.resume(*assigned)
+            batch = await consumer.getmany(timeout_ms=100 if full else timeout_ms,
                                            max_records=self.settings.bulk_max_docs)
-            if batch:
-                await self._process(batch)
+            if full:
+                for tp, messages in batch.items():  # fetched despite the pause: not ours yet
+                    consumer.seek(tp, messages[0].offset)
+            elif batch:
+                self._start_unit(batch)
             await self._update_lag()
 
-    async def _process(self, batch: dict[TopicPartition, list[object]]) -> None:
+    def _start_unit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         ingested = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         prefix = self.config.opensearch.index_prefix
         docs: list[PendingDoc] = []
@@ -82,35 +127,56 @@ class Indexer:
         offsets: dict[TopicPartition, int] = {}
         count = 0
         for tp, messages in batch.items():
+            count += len(messages)
+            offsets[tp] = messages[-1].offset + 1
             for msg in messages:
-                count += 1
-                value: bytes = msg.value  # type: ignore[attr-defined]
-                offset: int = msg.offset  # type: ignore[attr-defined]
-                offsets[tp] = offset + 1
+                value: bytes = msg.value or b""
                 try:
                     record = decode(value)
                 except WireFormatError as exc:
-                    dead.append(dead_letter_entry(value or b"", tp.topic, tp.partition, offset,
+                    dead.append(dead_letter_entry(value, tp.topic, tp.partition, msg.offset,
                                                   f"wire: {exc}", None, None))
                     self.metrics.dead_lettered.labels("wire").inc()
                     continue
                 index = index_for(prefix, record.ts)
                 docs.append(PendingDoc(index, bulk_lines(index, record,
                                                          to_document(record, ingested)),
-                                       tp.topic, tp.partition, offset, value))
+                                       tp.topic, tp.partition, msg.offset, value))
         self.metrics.consumed.inc(count)
-        consumer = self.source.consumer
-        try:
-            rejected = await self.sink.write(docs, self._keepalive) if docs else []
-        finally:
-            consumer.resume(*consumer.assignment())
-        dead.extend(self._dead_letter(r) for r in rejected)
+        task = asyncio.create_task(self._write(docs, dead))
+        self._units.append(_Unit(task, offsets))
+
+    async def _write(self, docs: list[PendingDoc], dead: list[dict[str, object]]) -> None:
+        requests = _split(docs, self.settings.bulk_max_bytes)
+        results = await asyncio.gather(*(self.sink.write(r, self._keepalive) for r in requests))
+        for rejected in results:
+            dead.extend(self._dead_letter(r) for r in rejected)
         if dead:
             await self.dead_letters.send_all(dead)
             log.warning("records sent to the dead-letter topic",
                         extra={"count": len(dead), "topic": self.dead_letters.topic})
-        if await self.source.commit(offsets):
+
+    async def _commit_done(self) -> None:
+        """Commit the offsets of finished units, oldest first, stopping at the first unfinished
+        one. A unit that failed (e.g. the dead-letter topic unreachable) stops the indexer:
+        committing past it would lose its records."""
+        offsets: dict[TopicPartition, int] = {}
+        while self._units and self._units[0].task.done():
+            unit = self._units.popleft()
+            unit.task.result()  # re-raises a failure
+            offsets.update(unit.offsets)
+        if offsets and await self.source.commit(offsets):
             self.metrics.commits.inc()
+
+    async def drain(self, timeout_s: float | None) -> None:
+        """Wait for in-flight units (up to ``timeout_s``), then commit what finished."""
+        pending = [u.task for u in self._units if not u.task.done()]
+        if pending:
+            await asyncio.wait(pending, timeout=timeout_s)
+        await self._commit_done()
+        if self._units:
+            log.warning("in-flight bulks did not finish during a rebalance; their offsets are "
+                        "left uncommitted for the next owner", extra={"units": len(self._units)})
 
     def _dead_letter(self, rejected: Rejected) -> dict[str, object]:
         doc = rejected.doc
@@ -119,17 +185,10 @@ class Indexer:
                                  rejected.reason, rejected.status, doc.index)
 
     async def _keepalive(self, delay_s: float) -> None:
-        """Wait between bulk retries while polling Kafka, so the group does not evict us for
-        missing max.poll.interval. Every partition is paused; should a fetch slip through
-        (a partition assigned meanwhile), we seek back so nothing is skipped."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + delay_s
-        consumer = self.source.consumer
-        while (left := deadline - loop.time()) > 0:
-            consumer.pause(*consumer.assignment())
-            got = await consumer.getmany(timeout_ms=max(1, int(min(left, 1.0) * 1000)))
-            for tp, messages in got.items():
-                consumer.seek(tp, messages[0].offset)
+        """Wait between bulk retries. Only sleeps: the main loop keeps polling Kafka, with
+        partitions paused once ``bulk_concurrency`` units are in flight, so the group sees us
+        alive while nothing more is buffered."""
+        await asyncio.sleep(delay_s)
 
     async def _update_lag(self) -> None:
         consumer = self.source.consumer
@@ -137,5 +196,21 @@ class Indexer:
             high = consumer.highwater(tp)
             if high is None:
                 continue
-            position = await consumer.position(tp)
-            self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+            with contextlib.suppress(Exception):
+                position = await consumer.position(tp)
+                self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
+
+
+def _split(docs: list[PendingDoc], max_bytes: int) -> list[list[PendingDoc]]:
+    out: list[list[PendingDoc]] = []
+    current: list[PendingDoc] = []
+    size = 0
+    for doc in docs:
+        if current and size + len(doc.lines) > max_bytes:
+            out.append(current)
+            current, size = [], 0
+        current.append(doc)
+        size += len(doc.lines)
+    if current:
+        out.append(current)
+    return out

@@ -9,7 +9,12 @@ import logging
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    TopicPartition,
+)
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from logferry.config import IndexerSettings, KafkaSettings
@@ -25,18 +30,21 @@ class KafkaSource:
         self._brokers = ",".join(kafka.brokers)
         self._timeout_s = kafka.request_timeout_s
         self.consumer = AIOKafkaConsumer(
-            *self.topics,
             **client_kwargs(kafka),
             group_id=indexer.group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=indexer.bulk_max_docs,
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            # A topic created after we subscribed (no agent has produced yet) is noticed
+            # within this, not after aiokafka's default of five minutes.
+            metadata_max_age_ms=10_000,
         )
 
-    async def start(self) -> None:
+    async def start(self, listener: ConsumerRebalanceListener) -> None:
         try:
             await asyncio.wait_for(self.consumer.start(), self._timeout_s)
+            self.consumer.subscribe(self.topics, listener=listener)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self.consumer.stop()
             raise KafkaUnavailableError(
@@ -72,9 +80,23 @@ class DeadLetterProducer:
         await self.producer.start()
 
     async def send_all(self, entries: list[dict[str, Any]]) -> None:
-        """Send and wait until Kafka acknowledged every entry (before offsets are committed)."""
-        futures = [await self.producer.send(self.topic, orjson.dumps(e)) for e in entries]
-        await asyncio.gather(*futures)
+        """Send and wait until Kafka acknowledged every entry (before offsets are committed).
+
+        Retries forever: giving up would mean either committing past records that are nowhere
+        (loss) or crashing into a restart loop that re-reads them anyway."""
+        attempt = 0
+        while True:
+            try:
+                futures = [await self.producer.send(self.topic, orjson.dumps(e))
+                           for e in entries]
+                await asyncio.gather(*futures)
+                return
+            except KafkaError as exc:
+                attempt += 1
+                delay = min(30.0, 0.5 * 2 ** min(attempt, 6))
+                log.warning("dead-letter produce failed; retrying",
+                            extra={"error": str(exc), "count": len(entries), "delay_s": delay})
+                await asyncio.sleep(delay)
 
     async def stop(self) -> None:
         await self.producer.stop()

@@ -87,6 +87,8 @@ class IndexerSettings(_Section):
     bulk_max_docs: int = Field(5000, ge=1)
     bulk_max_bytes: int = Field(8 * 1024 * 1024, ge=1024)
     flush_interval_s: float = Field(1.0, gt=0)
+    # Bulk requests in flight at once; offsets are still committed strictly in order.
+    bulk_concurrency: int = Field(2, ge=1, le=64)
     max_retries: int = Field(8, ge=0)
     metrics_port: int | None = Field(None, ge=0, le=65535)
 
