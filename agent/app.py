@@ -14,39 +14,41 @@ import logging
 import os
 import socket
 import time
-from datetime import UTC, datetime
 
 from agent.checkpoint import CheckpointStore, FileCheckpoint
 from agent.metrics import AgentMetrics
 from agent.sinks.kafka import KafkaSink
 from agent.sources.discovery import Discovery, Watcher
 from agent.sources.identity import identify, still_matches
+from agent.sources.kubernetes import PodFilter, PodLogRef, parse_pod_log_path, pod_glob
 from agent.sources.tailer import Chunk, FileTailer
-from agent.stages.framing import FLAG_SPLIT, encode_bytes, frame_lines
+from agent.stages.pipeline import ContainerPipeline, PlainPipeline, Records, multiline_rules
 from logferry.config import Config
 from logferry.errors import CheckpointError, ConfigError
 from logferry.telemetry import TelemetryServer
-from logferry.wire import record_prefix
 
 log = logging.getLogger("logferry.agent")
 
 _IDLE_POLL_S = 0.2
-KIND_FILE = "file"
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Agent:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.settings = config.agent
-        if not self.settings.include:
-            raise ConfigError("agent.include is empty: give at least one glob of files to tail")
+        containers = self.settings.containers
+        if not self.settings.include and not containers.enabled:
+            raise ConfigError("agent.include is empty and agent.containers is not enabled: "
+                              "give at least one glob of files to tail")
         self.host = self.settings.host or os.environ.get("NODE_NAME") or socket.gethostname()
         self.metrics = AgentMetrics()
         self.discovery = Discovery(self.settings.include, self.settings.exclude)
+        self.pod_discovery = (Discovery([pod_glob(str(containers.root))],
+                                        ["*.gz", "*.tmp", *self.settings.exclude])
+                              if containers.enabled else None)
+        self.pod_filter = PodFilter(containers.include_namespaces, containers.exclude_namespaces)
+        self._plain_multiline = multiline_rules(self.settings.multiline)
+        self._container_multiline = multiline_rules(containers.multiline)
         self.store = CheckpointStore(self.settings.state_dir)
         self.sink = KafkaSink(config.kafka, self.settings)
         self.tailers: dict[tuple[int, int], FileTailer] = {}
@@ -71,7 +73,9 @@ class Agent:
             self._telemetry = TelemetryServer(self.metrics.registry, self.health,
                                               self.settings.metrics_port)
             await self._telemetry.start()
-        watcher = Watcher(self.discovery.watch_roots(), self._wake)
+        roots = self.discovery.watch_roots() + (
+            self.pod_discovery.watch_roots() if self.pod_discovery else [])
+        watcher = Watcher(sorted(set(roots)), self._wake)
         watcher.start(asyncio.get_running_loop())
         try:
             async with asyncio.TaskGroup() as tg:
@@ -121,10 +125,19 @@ class Agent:
             for w in waiters:
                 w.cancel()
 
+    def _discover(self) -> dict[str, PodLogRef | None]:
+        found: dict[str, PodLogRef | None] = dict.fromkeys(self.discovery.scan())
+        if self.pod_discovery is not None:
+            for path in self.pod_discovery.scan():
+                ref = parse_pod_log_path(path)
+                if ref is not None and self.pod_filter.allows(ref.namespace):
+                    found[path] = ref
+        return found
+
     async def _scan(self) -> None:
-        paths = await asyncio.to_thread(self.discovery.scan)
+        paths = await asyncio.to_thread(self._discover)
         seen: set[tuple[int, int]] = set()
-        for path in paths:
+        for path, ref in paths.items():
             try:
                 st = os.stat(path)
             except OSError:
@@ -137,9 +150,10 @@ class Agent:
                     log.info("file renamed", extra={"fid": tailer.fid, "from": tailer.path,
                                                     "to": path})
                     tailer.path = path
+                    tailer.pipeline.path = path
                 tailer.orphaned = False
                 continue
-            self._open(path)
+            self._open(path, ref)
         for key, tailer in self.tailers.items():
             if key in seen or tailer.orphaned:
                 continue
@@ -154,7 +168,7 @@ class Agent:
                          extra={"fid": tailer.fid, "path": tailer.path})
         self.metrics.files_watched.set(len(self.tailers))
 
-    def _open(self, path: str) -> None:
+    def _open(self, path: str, ref: PodLogRef | None) -> None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
@@ -173,8 +187,19 @@ class Agent:
             offset = _end_of_last_line(fd)
         else:
             offset = 0
-        self.tailers[key] = FileTailer(path, fd, identity, offset)
-        log.info("tailing file", extra={"path": path, "fid": identity.fid, "offset": offset})
+        tailer = FileTailer(path, fd, identity, offset)
+        if ref is None:
+            tailer.pipeline = PlainPipeline(self.host, path, identity.fid,
+                                            self.settings.max_line_bytes,
+                                            self._plain_multiline, offset)
+        else:
+            c = self.settings.containers
+            tailer.pipeline = ContainerPipeline(
+                self.host, path, identity.fid, ref.wire_fields(), c.format,
+                c.partial_max_bytes, c.partial_timeout_s, self._container_multiline, offset)
+        self.tailers[key] = tailer
+        log.info("tailing file", extra={"path": path, "fid": identity.fid, "offset": offset,
+                                        "kind": tailer.pipeline.kind})
 
     async def _pump(self) -> bool:
         """Read and send one chunk from each file that has data. True if anything moved."""
@@ -196,6 +221,11 @@ class Agent:
                 progressed = True
                 continue
             if size == tailer.read_offset or tailer.waiting_for_newline:
+                if tailer.pipeline.holding:
+                    stale = tailer.pipeline.flush_stale(now)
+                    if stale:
+                        await self._send_records(tailer, stale, 0)
+                        progressed = True
                 continue
             chunk = await asyncio.to_thread(tailer.read_chunk, self.settings.read_chunk_bytes,
                                             self.settings.max_line_bytes)
@@ -221,29 +251,29 @@ class Agent:
         return sum(t.inflight_bytes for t in self.tailers.values())
 
     async def _send_chunk(self, tailer: FileTailer, chunk: Chunk) -> None:
-        prefix = record_prefix(_now_iso(), self.host, KIND_FILE, tailer.path, tailer.fid)
+        records = tailer.pipeline.process(chunk, time.monotonic())
+        await self._send_records(tailer, records, chunk.end - chunk.start)
+
+    async def _send_records(self, tailer: FileTailer, records: Records, nbytes: int) -> None:
+        kind = tailer.pipeline.kind
+        self.metrics.bytes_read.labels(kind).inc(nbytes)
+        if not records:
+            return
         key = tailer.fid.encode()
         partition = self.sink.partition_for(key)
         generation = tailer.generation
-        if chunk.forced:
-            records = iter([(encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT),
-                             chunk.end)])
-            self.metrics.lines_split.inc()
-        else:
-            records = frame_lines(prefix, chunk.start, chunk.body, self.settings.max_line_bytes)
         batch = self.sink.new_batch()
         count = 0
-        end = chunk.start
-        for value, next_off in records:
+        commit = 0
+        for value, next_commit in records:
             if batch.append(key=key, value=value, timestamp=None) is None:
-                await self._send_batch(tailer, batch, partition, end, count, generation)
+                await self._send_batch(tailer, batch, partition, commit, count, generation)
                 batch = self.sink.new_batch()
                 count = 0
                 batch.append(key=key, value=value, timestamp=None)
             count += 1
-            end = next_off
-        await self._send_batch(tailer, batch, partition, end, count, generation)
-        self.metrics.bytes_read.labels(KIND_FILE).inc(chunk.end - chunk.start)
+            commit = next_commit
+        await self._send_batch(tailer, batch, partition, commit, count, generation)
 
     async def _send_batch(self, tailer: FileTailer, batch: object, partition: int,
                           end: int, count: int, generation: int) -> None:
@@ -252,7 +282,8 @@ class Agent:
         nbytes = batch.size()  # type: ignore[attr-defined]
         future = await self.sink.send(batch, partition)
         tailer.track(end, nbytes, future)
-        self.metrics.lines_read.labels(KIND_FILE).inc(count)
+        kind = tailer.pipeline.kind
+        self.metrics.lines_read.labels(kind).inc(count)
 
         def _done(fut: asyncio.Future[object]) -> None:
             if fut.cancelled() or fut.exception() is not None:
@@ -262,7 +293,7 @@ class Agent:
                                                                    if not fut.cancelled()
                                                                    else "cancelled")})
             else:
-                self.metrics.lines_acked.labels(KIND_FILE).inc(count)
+                self.metrics.lines_acked.labels(kind).inc(count)
             self._acked.set()
 
         future.add_done_callback(_done)
@@ -293,6 +324,9 @@ class Agent:
                 chunk = tailer.read_tail()
                 if chunk is not None:
                     await self._send_chunk(tailer, chunk)
+                continue
+            if tailer.pipeline.holding:
+                await self._send_records(tailer, tailer.pipeline.drain(), 0)
                 continue
             log.info("released file", extra={"path": tailer.path, "fid": tailer.fid,
                                               "offset": tailer.acked_offset})

@@ -77,6 +77,33 @@ def encode_with_prefix(prefix: bytes, off: int, line: str) -> bytes:
     return b"".join((prefix, str(off).encode(), b',"line":', orjson.dumps(line), b"}"))
 
 
+def record_head(host: str, kind: str, path: str, fid: str,
+                k8s: dict[str, Any] | None = None) -> bytes:
+    """The constant fields of every record of one file, as an unclosed JSON object: for
+    sources whose timestamp and stream differ per line (container logs)."""
+    head: dict[str, Any] = {"v": WIRE_VERSION, "host": host, "kind": kind, "path": path,
+                            "fid": fid}
+    if k8s:
+        head["k8s"] = k8s
+    return orjson.dumps(head)[:-1]
+
+
+_STREAM_BYTES = {"stdout": b',"stream":"stdout"', "stderr": b',"stream":"stderr"'}
+
+
+def encode_line(head: bytes, ts: str, off: int, line: str, stream: str | None = None,
+                flags: tuple[str, ...] | list[str] = ()) -> bytes:
+    """One record from :func:`record_head` plus its per-line fields."""
+    parts = [head, b',"ts":', orjson.dumps(ts), b',"off":', str(off).encode(), b',"line":',
+             orjson.dumps(line)]
+    if stream:
+        parts.append(_STREAM_BYTES.get(stream) or b',"stream":' + orjson.dumps(stream))
+    if flags:
+        parts.append(b',"flags":' + orjson.dumps(list(flags)))
+    parts.append(b"}")
+    return b"".join(parts)
+
+
 _REQUIRED: tuple[tuple[str, type], ...] = (
     ("ts", str), ("host", str), ("kind", str), ("path", str), ("fid", str), ("off", int),
     ("line", str),

@@ -13,6 +13,7 @@ import os
 import time
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any
 
 from agent.sources.identity import FileIdentity
 
@@ -49,6 +50,8 @@ class FileTailer:
     waiting_for_newline: bool = False
     generation: int = 0
     inflight: deque[_InFlight] = field(default_factory=deque)
+    # The per-file pipeline (agent.stages.pipeline); reset whenever reading jumps back.
+    pipeline: Any = None
 
     def __post_init__(self) -> None:
         if self.acked_offset < 0:
@@ -120,6 +123,9 @@ class FileTailer:
         self.generation += 1
         self.inflight.clear()
         self.read_offset = self.acked_offset
+        self.waiting_for_newline = False
+        if self.pipeline is not None:
+            self.pipeline.reset(self.acked_offset)
 
     def close(self) -> None:
         with contextlib.suppress(OSError):

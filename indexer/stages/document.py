@@ -26,7 +26,28 @@ def to_document(record: LogRecord, ingested: str) -> dict[str, Any]:
         doc["logferry"]["flags"] = record.flags
     if record.stream:
         doc["log"]["stream"] = record.stream
+    if record.k8s:
+        doc["kubernetes"] = kubernetes_fields(record.k8s)
     return doc
+
+
+def kubernetes_fields(k8s: dict[str, Any]) -> dict[str, Any]:
+    """The agent's ``k8s`` object under ECS-style ``kubernetes.*`` names."""
+    out: dict[str, Any] = {}
+    if "namespace" in k8s:
+        out["namespace"] = k8s["namespace"]
+    pod = {k: k8s[src] for k, src in (("name", "pod"), ("uid", "pod_uid")) if src in k8s}
+    if "labels" in k8s:
+        pod["labels"] = k8s["labels"]
+    if pod:
+        out["pod"] = pod
+    container = {k: k8s[src] for k, src in (("name", "container"), ("restart_count", "restart"))
+                 if src in k8s}
+    if container:
+        out["container"] = container
+    if "node" in k8s:
+        out["node"] = {"name": k8s["node"]}
+    return out
 
 
 def index_for(prefix: str, ts: str) -> str:

@@ -59,6 +59,26 @@ def cap_fields_detailed(fields: dict[str, Any], max_fields: int, max_value_bytes
     return CapResult(out, capper.dropped, capper.truncated, capper.stringified)
 
 
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def needs_no_capping(fields: dict[str, Any], source_chars: int, max_fields: int,
+                     max_value_bytes: int) -> bool:
+    """Whether ``fields``, parsed from a text of ``source_chars`` characters, is certainly left
+    unchanged by :func:`cap_fields` (whatever ``max_depth``): flat, few enough keys, keys that
+    need no mending, and strings that cannot be too long (a parsed string is never longer than
+    the text it came from, and a character is at most 4 bytes).
+
+    Only C-level calls, no loop over the keys in Python: most log records are small and flat,
+    and this spares them the walk. ``False`` means "walk it", not "it breaks a limit".
+    """
+    if source_chars * 4 > max_value_bytes or len(fields) > max_fields:
+        return False
+    if not set(map(type, fields.values())) <= _FLAT_TYPES:
+        return False
+    return "" not in fields and "." not in "\n".join(fields)
+
+
 class _Capper:
     __slots__ = ("budget", "dropped", "max_bytes", "max_depth", "short", "stringified",
                  "truncated")

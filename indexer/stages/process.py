@@ -50,7 +50,7 @@ from datetime import datetime
 from typing import Any
 
 from indexer.stages.levels import detect_level, normalize_level
-from indexer.stages.limits import cap_fields_detailed
+from indexer.stages.limits import cap_fields_detailed, needs_no_capping
 from indexer.stages.parsers import PatternParser, parse_json_object, parse_logfmt
 from indexer.stages.timestamps import normalize_timestamp
 from logferry.config._processing import RESERVED_FIELDS, ProcessingSettings
@@ -157,18 +157,18 @@ class Processor:
                 break
 
         timestamp: str | None = None
+        invalid_time = False
         for key in TIME_KEYS:
             if key in fields:
-                timestamp = normalize_timestamp(fields[key], now)
-                if timestamp is not None and timestamp >= _MIN_APP_TIME:
+                found = normalize_timestamp(fields[key], now)
+                if found is not None and found >= _MIN_APP_TIME:
+                    timestamp = found
                     del fields[key]
                     break
-                timestamp = None
+                invalid_time = True
         if timestamp is None:
-            for key in TIME_KEYS:
-                if key in fields:
-                    flags.append(FLAG_TIMESTAMP_INVALID)
-                    break
+            if invalid_time:
+                flags.append(FLAG_TIMESTAMP_INVALID)
             timestamp = _agent_time(agent_ts, now)
 
         level: str | None = None
@@ -185,15 +185,19 @@ class Processor:
             _resolve_root_conflicts(fields, flags)
         out: dict[str, Any] = {}
         if fields:
-            capped = cap_fields_detailed(fields, self._max_fields, self._max_value_bytes,
-                                         self._max_depth)
-            if capped.dropped:
-                flags.append(FLAG_FIELDS_CAPPED)
-            if capped.truncated:
-                flags.append(FLAG_VALUE_TRUNCATED)
-            if capped.stringified:
-                flags.append(FLAG_FIELDS_FLATTENED)
-            out = capped.fields
+            if needs_no_capping(fields, len(message), self._max_fields,
+                                self._max_value_bytes):
+                out = fields
+            else:
+                capped = cap_fields_detailed(fields, self._max_fields, self._max_value_bytes,
+                                             self._max_depth)
+                if capped.dropped:
+                    flags.append(FLAG_FIELDS_CAPPED)
+                if capped.truncated:
+                    flags.append(FLAG_VALUE_TRUNCATED)
+                if capped.stringified:
+                    flags.append(FLAG_FIELDS_FLATTENED)
+                out = capped.fields
             for name in reversed(self._target):
                 out = {name: out}
         return Processed(out, timestamp, level, text, flags,

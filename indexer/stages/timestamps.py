@@ -72,12 +72,14 @@ class _Bounds:
         self.upper_year = int(self.upper_text[:4])
 
 
-# Seconds since the epoch to "YYYY-MM-DDTHH:MM:SS", and parsed date-time texts (without their
-# fraction) to seconds: lines come in bursts that share their second, and formatting or
-# parsing one costs microseconds. Cleared when full, which is cheaper than an LRU's upkeep.
+# Seconds since the epoch to "YYYY-MM-DDTHH:MM:SS"; parsed date-time fields (all but the
+# fraction) to seconds; and whole texts without a fraction to seconds. Lines come in bursts
+# that share their second, and formatting or parsing one costs microseconds. Each is cleared
+# when full, which is cheaper than an LRU's upkeep. None of them depends on ``now``.
 _CACHE_MAX = 4096
 _second_texts: dict[int, str] = {}
 _parsed: dict[tuple[str | None, ...], int | None] = {}
+_by_text: dict[str, int | None] = {}
 _UNSEEN = -(1 << 62)  # no date-time is that far back
 
 
@@ -142,26 +144,28 @@ def _day_exists(year: int, month: int, day: int) -> bool:
 def _from_text(text: str, now: datetime) -> str | None:
     if not text:
         return None
+    # An access log repeats its second-resolution time on many consecutive lines.
+    epoch_s = _by_text.get(text, _UNSEEN)
+    if epoch_s != _UNSEEN:
+        return _result(epoch_s, None, now)
     first = text[0]
     if first.isdigit():
+        if text[2:3] == "/":
+            m = _CLF.fullmatch(text)
+            return _from_clf(m, text, now) if m is not None else None
         if _NUMBER.fullmatch(text):
             whole, _, fraction = text.partition(".")
             return _from_epoch(int(whole), fraction, now)
-        if (m := _ISO.fullmatch(text)) is not None:
-            return _from_iso(m, now)
-        if (m := _CLF.fullmatch(text)) is not None:
-            return _from_clf(m, now)
-        return None
+        m = _ISO.fullmatch(text)
+        return _from_iso(m, text, now) if m is not None else None
     if first == "[":
-        if (m := _CLF.fullmatch(text)) is not None:
-            return _from_clf(m, now)
-        return None
-    if (m := _BSD.fullmatch(text)) is not None:
-        return _from_bsd(m, now)
-    return None
+        m = _CLF.fullmatch(text)
+        return _from_clf(m, text, now) if m is not None else None
+    m = _BSD.fullmatch(text)
+    return _from_bsd(m, now) if m is not None else None
 
 
-def _from_iso(m: re.Match[str], now: datetime) -> str | None:
+def _from_iso(m: re.Match[str], text: str, now: datetime) -> str | None:
     groups = m.groups()
     key = groups[:6] + groups[7:]  # all but the fraction
     epoch_s = _parsed.get(key, _UNSEEN)
@@ -175,10 +179,12 @@ def _from_iso(m: re.Match[str], now: datetime) -> str | None:
                 offset = -offset
         epoch_s = _remember(key, _epoch(int(year), int(month), int(day), int(hour or 0),
                                         int(minute or 0), int(second or 0), offset))
+    if groups[6] is None:
+        _remember_text(text, epoch_s)
     return _result(epoch_s, groups[6], now)
 
 
-def _from_clf(m: re.Match[str], now: datetime) -> str | None:
+def _from_clf(m: re.Match[str], text: str, now: datetime) -> str | None:
     groups = m.groups()
     key = ("clf", *groups[:6], *groups[7:])
     epoch_s = _parsed.get(key, _UNSEEN)
@@ -189,6 +195,8 @@ def _from_clf(m: re.Match[str], now: datetime) -> str | None:
         epoch_s = _remember(key, None if month is None else _epoch(
             int(year), month, int(day), int(hour), int(minute), int(second),
             -offset if sign == "-" else offset))
+    if groups[6] is None:
+        _remember_text(text, epoch_s)
     return _result(epoch_s, groups[6], now)
 
 
@@ -226,6 +234,12 @@ def _remember(key: tuple[str | None, ...], epoch_s: int | None) -> int | None:
         _parsed.clear()
     _parsed[key] = epoch_s
     return epoch_s
+
+
+def _remember_text(text: str, epoch_s: int | None) -> None:
+    if len(_by_text) >= _CACHE_MAX:
+        _by_text.clear()
+    _by_text[text] = epoch_s
 
 
 def _result(epoch_s: int | None, fraction: str | None, now: datetime) -> str | None:

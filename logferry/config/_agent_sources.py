@@ -62,6 +62,8 @@ class ContainerLogSettings(_Section):
     exclude_namespaces: list[str] = Field(default_factory=list)
     # Pods with this annotation set to "true" are not read (needs pod metadata from the API).
     exclude_annotation: str = Field("logferry.io/exclude", min_length=1)
+    # Joining stack traces across lines, for container logs (after partial lines are joined).
+    multiline: MultilineSettings = Field(default_factory=MultilineSettings)
 
     @field_validator("include_namespaces", "exclude_namespaces")
     @classmethod

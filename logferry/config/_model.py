@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from logferry.config._agent_sources import ContainerLogSettings, MultilineSettings
+
 
 class _Section(BaseModel):
     # Unknown keys are typos far more often than forward compatibility: reject them.
@@ -78,6 +80,10 @@ class AgentSettings(_Section):
     compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
     max_inflight_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    # Kubernetes container logs under containers.root (CRI or docker json-file).
+    containers: ContainerLogSettings = Field(default_factory=ContainerLogSettings)
+    # Joining stack traces across lines, for the plain files of `include`.
+    multiline: MultilineSettings = Field(default_factory=MultilineSettings)
 
 
 class IndexerSettings(_Section):

@@ -1,0 +1,262 @@
+"""Per-file pipelines: bytes read from one file in, ``(record value, commit offset)`` out.
+
+``commit`` is the offset the tailer may checkpoint once that record (and every one before it)
+is acknowledged: a clean cut that no joined record straddles, so a resume from it rebuilds
+the same records with the same origins (see :mod:`agent.stages.partials`).
+
+- :class:`PlainPipeline`: lines of a plain file, optionally joined into multi-line events.
+- :class:`ContainerPipeline`: CRI or docker json-file lines of a container, partial pieces
+  joined, optionally multi-line events; unparseable lines go out raw, flagged ``parse_error``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from agent.sources.tailer import Chunk
+from agent.stages.cri import parse_cri, sniff_format
+from agent.stages.docker_json import parse_docker_json
+from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, encode_bytes, frame_lines
+from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
+from agent.stages.partials import Joined, PartialJoiner
+from logferry.config._agent_sources import MultilineSettings
+from logferry.wire import encode_line, record_head, record_prefix
+
+FLAG_PARSE_ERROR = "parse_error"
+
+Records = list[tuple[bytes, int]]
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def multiline_rules(settings: MultilineSettings) -> MultilineRules | None:
+    if settings.mode == "off":
+        return None
+    pattern = (compile_start_pattern(settings.start_pattern)
+               if settings.mode == "start_pattern" and settings.start_pattern else None)
+    return MultilineRules(mode=settings.mode, start_pattern=pattern,
+                          max_lines=settings.max_lines, max_bytes=settings.max_bytes,
+                          timeout_s=settings.timeout_s)
+
+
+class Pipeline(Protocol):
+    kind: str
+    path: str
+
+    def process(self, chunk: Chunk, now: float) -> Records: ...
+
+    def flush_stale(self, now: float) -> Records: ...
+
+    def drain(self) -> Records: ...
+
+    def reset(self, start: int) -> None: ...
+
+    @property
+    def holding(self) -> bool:
+        """Whether lines are held back (an open partial line or multi-line event)."""
+        ...
+
+
+def _text(raw: bytes, flags: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    try:
+        return raw.decode("utf-8"), flags
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", errors="replace"), (*flags, FLAG_INVALID_UTF8)
+
+
+class PlainPipeline:
+    kind = "file"
+
+    def __init__(self, host: str, path: str, fid: str, max_line_bytes: int,
+                 multiline: MultilineRules | None, start: int) -> None:
+        self.host = host
+        self.path = path
+        self.fid = fid
+        self.max_line_bytes = max_line_bytes
+        self._ml = MultilineJoiner(multiline, start) if multiline else None
+        self._ml_ts = ""
+
+    @property
+    def holding(self) -> bool:
+        return self._ml is not None and self._ml.pending_start() is not None
+
+    def process(self, chunk: Chunk, now: float) -> Records:
+        ts = now_iso()
+        prefix = record_prefix(ts, self.host, self.kind, self.path, self.fid)
+        if self._ml is None:
+            if chunk.forced:
+                return [(encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT), chunk.end)]
+            return list(frame_lines(prefix, chunk.start, chunk.body, self.max_line_bytes))
+        out: Records = []
+        if chunk.forced:
+            self._feed(chunk.start, chunk.end, chunk.body, (FLAG_SPLIT,), now, ts, out)
+            return out
+        off = chunk.start
+        limit = self.max_line_bytes
+        for raw in chunk.body.split(b"\n"):
+            end = off + len(raw) + 1
+            if len(raw) <= limit:
+                self._feed(off, end, raw, (), now, ts, out)
+            else:
+                for i in range(0, len(raw), limit):
+                    piece = raw[i : i + limit]
+                    piece_end = off + i + len(piece)
+                    self._feed(off + i, end if piece_end == end - 1 else piece_end, piece,
+                               (FLAG_SPLIT,), now, ts, out)
+            off = end
+        return out
+
+    def _feed(self, off: int, end: int, raw: bytes, flags: tuple[str, ...], now: float,
+              ts: str, out: Records) -> None:
+        assert self._ml is not None
+        event = self._ml.feed(off, end, raw, now=now, ts=ts, flags=flags)
+        if event is not None:
+            out.append(self._encode(event))
+
+    def _encode(self, event: Event) -> tuple[bytes, int]:
+        text, flags = _text(event.message, event.flags)
+        head = record_head(self.host, self.kind, self.path, self.fid)
+        return encode_line(head, event.ts or now_iso(), event.offset, text, None, flags), \
+            event.commit
+
+    def flush_stale(self, now: float) -> Records:
+        if self._ml is None:
+            return []
+        event = self._ml.flush_if_stale(now)
+        return [self._encode(event)] if event is not None else []
+
+    def drain(self) -> Records:
+        if self._ml is None:
+            return []
+        event = self._ml.drain()
+        return [self._encode(event)] if event is not None else []
+
+    def reset(self, start: int) -> None:
+        if self._ml is not None:
+            self._ml.reset(start)
+
+
+class ContainerPipeline:
+    kind = "container"
+
+    def __init__(self, host: str, path: str, fid: str, k8s: dict[str, Any], fmt: str,
+                 partial_max_bytes: int, partial_timeout_s: float,
+                 multiline: MultilineRules | None, start: int) -> None:
+        self.host = host
+        self.path = path
+        self.fid = fid
+        self.k8s = k8s
+        self.format = None if fmt == "auto" else fmt
+        self.partial_timeout_s = partial_timeout_s
+        self._joiner = PartialJoiner(partial_max_bytes)
+        self._ml = MultilineJoiner(multiline, start) if multiline else None
+        self._head_path = ""
+        self._head = b""
+
+    @property
+    def holding(self) -> bool:
+        return self._joiner.pending_start() is not None or (
+            self._ml is not None and self._ml.pending_start() is not None)
+
+    def _record_head(self) -> bytes:
+        if self._head_path != self.path:  # rebuilt only after a rename
+            self._head = record_head(self.host, self.kind, self.path, self.fid, self.k8s)
+            self._head_path = self.path
+        return self._head
+
+    def process(self, chunk: Chunk, now: float) -> Records:
+        head = self._record_head()
+        out: Records = []
+        if chunk.forced:
+            text, flags = _text(chunk.body, (FLAG_SPLIT, FLAG_PARSE_ERROR))
+            out.append((encode_line(head, now_iso(), chunk.start, text, None, flags),
+                        self._bypass(chunk.end)))
+            return out
+        if self.format is None:
+            first = chunk.body.split(b"\n", 1)[0]
+            self.format = sniff_format(first) or "cri"
+        docker = self.format == "docker"
+        joiner = self._joiner
+        ml = self._ml
+        off = chunk.start
+        for raw in chunk.body.split(b"\n"):
+            end = off + len(raw) + 1
+            if docker:
+                parsed_d = parse_docker_json(raw)
+                parsed = None if parsed_d is None else (
+                    parsed_d.ts, parsed_d.stream, parsed_d.partial, parsed_d.message.encode())
+            else:
+                parsed_c = parse_cri(raw)
+                parsed = None if parsed_c is None else (
+                    parsed_c.ts, parsed_c.stream, parsed_c.partial, parsed_c.message)
+            if parsed is None:
+                text, flags = _text(raw, (FLAG_PARSE_ERROR,))
+                out.append((encode_line(head, now_iso(), off, text, None, flags),
+                            self._bypass(end)))
+            else:
+                joined = joiner.feed(off, end, parsed[0], parsed[1], parsed[2], parsed[3],
+                                     now=now)
+                if joined is not None:
+                    if ml is None:
+                        out.append(self._encode_joined(head, joined))
+                    else:
+                        self._to_multiline(head, joined, now, out)
+            off = end
+        return out
+
+    def _bypass(self, end: int) -> int:
+        commit = self._joiner.bypass(end)
+        if self._ml is not None:
+            commit = self._ml.bypass(end, commit)
+        return commit
+
+    def _encode_joined(self, head: bytes, j: Joined) -> tuple[bytes, int]:
+        text, flags = _text(j.message, j.flags)
+        return encode_line(head, j.ts, j.offset, text, j.stream, flags), j.commit
+
+    def _to_multiline(self, head: bytes, j: Joined, now: float, out: Records) -> None:
+        assert self._ml is not None
+        event = self._ml.feed(j.offset, j.end, j.message, now=now, ts=j.ts, stream=j.stream,
+                              flags=j.flags, commit=j.commit)
+        if event is not None:
+            out.append(self._encode_event(head, event))
+
+    def _encode_event(self, head: bytes, e: Event) -> tuple[bytes, int]:
+        text, flags = _text(e.message, e.flags)
+        return encode_line(head, e.ts, e.offset, text, e.stream or None, flags), e.commit
+
+    def flush_stale(self, now: float) -> Records:
+        head = self._record_head()
+        out: Records = []
+        for j in self._joiner.flush_if_stale(now, self.partial_timeout_s):
+            if self._ml is None:
+                out.append(self._encode_joined(head, j))
+            else:
+                self._to_multiline(head, j, now, out)
+        if self._ml is not None:
+            event = self._ml.flush_if_stale(now)
+            if event is not None:
+                out.append(self._encode_event(head, event))
+        return out
+
+    def drain(self) -> Records:
+        head = self._record_head()
+        out: Records = []
+        for j in self._joiner.drain():
+            if self._ml is None:
+                out.append(self._encode_joined(head, j))
+            else:
+                self._to_multiline(head, j, 0.0, out)
+        if self._ml is not None:
+            event = self._ml.drain()
+            if event is not None:
+                out.append(self._encode_event(head, event))
+        return out
+
+    def reset(self, start: int) -> None:
+        self._joiner.reset()
+        if self._ml is not None:
+            self._ml.reset(start)
