@@ -15,6 +15,8 @@ import os
 import socket
 import time
 
+from aiokafka.errors import KafkaError
+
 from agent.checkpoint import CheckpointStore, FileCheckpoint
 from agent.metrics import AgentMetrics
 from agent.sinks.kafka import KafkaSink
@@ -280,7 +282,17 @@ class Agent:
         if count == 0 or tailer.generation != generation:
             return
         nbytes = batch.size()  # type: ignore[attr-defined]
-        future = await self.sink.send(batch, partition)
+        try:
+            future = await self.sink.send(batch, partition)
+        except KafkaError as exc:
+            # Kafka did not even take the batch (down, or its buffer full for
+            # request_timeout_s): forget what is unacknowledged and read it again later.
+            self.metrics.produce_errors.inc()
+            log.warning("Kafka is not accepting records; will re-read from the last "
+                        "acknowledged offset", extra={"fid": tailer.fid, "error": repr(exc)})
+            tailer.rewind()
+            await asyncio.sleep(1.0)
+            return
         tailer.track(end, nbytes, future)
         kind = tailer.pipeline.kind
         self.metrics.lines_read.labels(kind).inc(count)

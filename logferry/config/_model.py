@@ -78,7 +78,7 @@ class AgentSettings(_Section):
     batch_max_bytes: int = Field(1024 * 1024, ge=1024)
     linger_s: float = Field(0.02, ge=0)
     compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
-    max_inflight_bytes: int = Field(64 * 1024 * 1024, ge=1024 * 1024)
+    max_inflight_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     metrics_port: int | None = Field(None, ge=0, le=65535)
     # Kubernetes container logs under containers.root (CRI or docker json-file).
     containers: ContainerLogSettings = Field(default_factory=ContainerLogSettings)

@@ -84,7 +84,7 @@ def test_kill_9_loses_nothing(tmp_path: Path, brokers: str, names: dict[str, str
     size = path.stat().st_size
     wait_for(lambda: _checkpoint_offsets(tmp_path).get(str(path)) == size, 90,
              "the checkpoint to reach the end of the file")
-    assert agent.stop() == 0
+    assert agent.stop() == 0, agent.log()
     records = read_topic(brokers, names["topic"], total + 1)
     origins, repeats = _by_origin(records)
     expected = line_offsets(path.read_bytes())
@@ -157,7 +157,7 @@ def test_copytruncate_is_detected_and_reread(tmp_path: Path, brokers: str,
     origins, _ = _by_origin(records)
     assert sorted(origins.values()) == sorted(
         [f"before {n}" for n in range(1000)] + [f"after {n}" for n in range(500)])
-    assert agent.stop() == 0
+    assert agent.stop() == 0, agent.log()
     assert "file truncated" in agent.log()
 
 
@@ -169,7 +169,7 @@ def test_delete_and_recreate_is_a_new_file(tmp_path: Path, brokers: str,
     agent = run_service("agent", "run", "--config", str(config), name="agent")
     size = path.stat().st_size
     wait_for(lambda: _checkpoint_offsets(tmp_path).get(str(path)) == size, 60, "first ack")
-    assert agent.stop() == 0
+    assert agent.stop() == 0, agent.log()
     ino = path.stat().st_ino
     path.unlink()
     # Recreate with content of the same length: only identity, not size, can tell.
@@ -181,7 +181,7 @@ def test_delete_and_recreate_is_a_new_file(tmp_path: Path, brokers: str,
     assert sorted(origins.values()) == sorted(
         [f"first life {n}" for n in range(300)] + [f"other life {n}" for n in range(300)]
     ), f"inode reused: {reused}"
-    assert agent.stop() == 0
+    assert agent.stop() == 0, agent.log()
 
 
 def test_agent_serves_metrics_and_health(tmp_path: Path, brokers: str, names: dict[str, str],
@@ -211,3 +211,51 @@ def test_agent_serves_metrics_and_health(tmp_path: Path, brokers: str, names: di
     text = metrics()
     assert "logferry_agent_files_watched 1.0" in text
     assert "logferry_agent_paused 0.0" in text
+
+
+def _rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_kafka_down_pauses_reading_with_bounded_memory_and_loses_nothing(
+        tmp_path: Path, brokers: str, stack: Any, names: dict[str, str],
+        run_service) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"warmup {n}\n" for n in range(1000)))
+    config = write_config(tmp_path / "agent.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"], "request_timeout_s": 5},
+        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state"),
+                  "scan_interval_s": 0.2, "checkpoint_interval_s": 0.2,
+                  "max_inflight_bytes": 4 * 1024 * 1024},
+    })
+    agent = run_service("agent", "run", "--config", str(config), name="agent").wait_started()
+    assert agent.proc is not None
+    wait_for(lambda: _checkpoint_offsets(tmp_path).get(str(path)) == path.stat().st_size, 60,
+             "warm-up acknowledged")
+    baseline = _rss_kib(agent.proc.pid)
+    stack.kill("kafka")
+    try:
+        payload = "y" * 180
+        with path.open("a") as fh:  # ~60 MB while Kafka is down
+            for n in range(300_000):
+                fh.write(f"outage {n:06d} {payload}\n")
+        peak = baseline
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            peak = max(peak, _rss_kib(agent.proc.pid))
+            time.sleep(0.25)
+        assert agent.proc.poll() is None, agent.log()
+    finally:
+        stack.start("kafka")
+    # Held back, not buffered: growth stays far below the 60 MB written during the outage.
+    assert peak - baseline < 40 * 1024, (baseline, peak)
+    assert "reading paused" in agent.log() or "not accepting records" in agent.log()
+    wait_for(lambda: _checkpoint_offsets(tmp_path).get(str(path)) == path.stat().st_size, 180,
+             "everything acknowledged after Kafka is back")
+    assert agent.stop() == 0, agent.log()
+    records = read_topic(brokers, names["topic"], 301_000, timeout_s=120)
+    origins, _ = _by_origin(records)
+    assert {off: line for (_, off), line in origins.items()} == line_offsets(path.read_bytes())

@@ -99,13 +99,13 @@ def test_restart_continues_from_checkpoint(tmp_path: Path, brokers: str, opensea
     indexer = run_service("indexer", "run", "--config", str(config), name="indexer")
     agent = run_service("agent", "run", "--config", str(config), name="agent")
     wait_for(lambda: count_docs(os_client, names["prefix"]) == 500, 60, "500 documents")
-    assert agent.stop() == 0
+    assert agent.stop() == 0, agent.log()
     with path.open("a") as fh:
         fh.write("".join(f"while stopped {n}\n" for n in range(300)))
     agent = run_service("agent", "run", "--config", str(config), name="agent")
     wait_for(lambda: count_docs(os_client, names["prefix"]) >= 800, 60, "800 documents")
-    assert agent.stop() == 0
-    assert indexer.stop() == 0
+    assert agent.stop() == 0, agent.log()
+    assert indexer.stop() == 0, indexer.log()
     docs = all_docs(os_client, names["prefix"])
     assert sorted(d["message"] for d in docs) == sorted(
         [f"before {n}" for n in range(500)] + [f"while stopped {n}" for n in range(300)])

@@ -82,7 +82,7 @@ def test_replay_twice_gives_exactly_n_documents(tmp_path: Path, brokers: str,
     first = run_service("indexer", "run", "--config",
                         str(_config(tmp_path, brokers, opensearch_url, names)), name="idx")
     wait_for(lambda: count_docs(os_client, names["prefix"]) >= N, 180, f"{N} documents")
-    assert first.stop() == 0
+    assert first.stop() == 0, first.log()
     # A new group re-reads the whole topic: every write is a 409, nothing is added.
     replay = dict(names, group=names["group"] + "-replay")
     second = run_service("indexer", "run", "--config",
@@ -94,7 +94,7 @@ def test_replay_twice_gives_exactly_n_documents(tmp_path: Path, brokers: str,
     produce(brokers, names["topic"], _records(N, names["topic"]))
     wait_for(lambda: _lag_zero(brokers, replay["group"], names["topic"]), 240,
              "the replay group to catch up")
-    assert second.stop() == 0
+    assert second.stop() == 0, second.log()
     _assert_exactly(os_client, names["prefix"], N)
 
 
@@ -135,7 +135,7 @@ def test_kill_9_mid_batch_then_restart(tmp_path: Path, brokers: str, opensearch_
         idx.kill9()
     idx = run_service("indexer", "run", "--config", str(config), name="idx")
     wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 240, "catch-up")
-    assert idx.stop() == 0
+    assert idx.stop() == 0, idx.log()
     _assert_exactly(os_client, names["prefix"], N)
 
 
@@ -165,7 +165,7 @@ def test_mapping_conflict_goes_to_dead_letter_and_offset_is_committed(
     assert first["source"]["topic"] == names["topic"]
     wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 60, "commit")
     assert count_docs(os_client, names["prefix"]) == 1
-    assert idx.stop() == 0
+    assert idx.stop() == 0, idx.log()
 
 
 def test_opensearch_down_30s_during_ingest(tmp_path: Path, brokers: str, opensearch_url: str,
@@ -181,7 +181,7 @@ def test_opensearch_down_30s_during_ingest(tmp_path: Path, brokers: str, opensea
     assert idx.proc is not None and idx.proc.poll() is None, "indexer must ride out the outage"
     stack.start("opensearch")
     wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 300, "catch-up")
-    assert idx.stop() == 0
+    assert idx.stop() == 0, idx.log()
     _assert_exactly(os_client, names["prefix"], N)
     assert "bulk request failed; retrying" in idx.log()
 
@@ -197,5 +197,5 @@ def test_two_indexers_one_killed(tmp_path: Path, brokers: str, opensearch_url: s
     a.kill9()
     wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 300,
              "the survivor to take over and catch up")
-    assert b.stop() == 0
+    assert b.stop() == 0, b.log()
     _assert_exactly(os_client, names["prefix"], N)
