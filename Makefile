@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: install demo test unit integration lint bench faults clean dev-up dev-down
+.PHONY: install demo test unit integration charts lint bench faults clean dev-up dev-down
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,8 +29,13 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration -q
 
+# Chart tests build helm, kubeconform and a k8s-API validator into .tools/ (Go module proxy).
+charts: install
+	bash scripts/test-charts.sh
+
 test: lint
 	$(BIN)/pytest tests/unit tests/integration -q -p no:cacheprovider
+	bash scripts/test-charts.sh
 
 bench: install
 	$(BIN)/python -m benchmarks

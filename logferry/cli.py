@@ -10,6 +10,7 @@ from typing import Any
 import click
 import orjson
 
+from logferry._cli_dashboards import dashboards_group
 from logferry.config import Config, load_config, redacted
 from logferry.errors import LogferryError
 
@@ -213,6 +214,9 @@ def config_show(config_path: Path | None) -> None:
     """Print the effective configuration (defaults filled in, secrets masked) as JSON."""
     config: Config = load_config(config_path)
     click.echo(orjson.dumps(redacted(config), option=orjson.OPT_INDENT_2).decode())
+
+
+cli.add_command(dashboards_group)
 
 
 def main() -> None:
