@@ -66,6 +66,11 @@ def parse_cri(line: bytes) -> CriLine | None:
     return _new(CriLine, (ts.decode("ascii"), name, partial, message))
 
 
+def timestamp_is_valid(ts: bytes) -> bool:
+    """Whether ``ts`` has the shape of a CRI RFC 3339 timestamp (also JSON-safe then)."""
+    return ts.translate(_SHAPE) in _SHAPES
+
+
 def sniff_format(line: bytes) -> Literal["cri", "docker"] | None:
     """Which container log format a file's first line is in, for ``format: auto``."""
     if line[:1] == b"{":

@@ -120,6 +120,11 @@ class PartialJoiner:
             return self._emit(p, stream, _SPLIT)
         return None
 
+    @property
+    def idle(self) -> bool:
+        """Nothing pending and no line continued: a whole line passes through unchanged."""
+        return not self._pending and not self._continued
+
     def bypass(self, end: int) -> int:
         """A line ending at ``end`` was not fed (malformed): the ``commit`` for its record."""
         self._last_end = end

@@ -14,8 +14,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+import orjson
+
 from agent.sources.tailer import Chunk
-from agent.stages.cri import parse_cri, sniff_format
+from agent.stages.cri import parse_cri, sniff_format, timestamp_is_valid
 from agent.stages.docker_json import parse_docker_json
 from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, encode_bytes, frame_lines
 from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
@@ -24,6 +26,9 @@ from logferry.config._agent_sources import MultilineSettings
 from logferry.wire import encode_line, record_head, record_prefix
 
 FLAG_PARSE_ERROR = "parse_error"
+
+# The tail of a record for a whole CRI line, by stream: the hot path's only per-line lookup.
+_CRI_TAIL = {b"stdout": b',"stream":"stdout"}', b"stderr": b',"stream":"stderr"}'}
 
 Records = list[tuple[bytes, int]]
 
@@ -178,34 +183,67 @@ class ContainerPipeline:
         if self.format is None:
             first = chunk.body.split(b"\n", 1)[0]
             self.format = sniff_format(first) or "cri"
+        if self.format == "cri" and self._ml is None:
+            return self._process_cri(chunk, now, head)
         docker = self.format == "docker"
-        joiner = self._joiner
-        ml = self._ml
         off = chunk.start
         for raw in chunk.body.split(b"\n"):
             end = off + len(raw) + 1
-            if docker:
-                parsed_d = parse_docker_json(raw)
-                parsed = None if parsed_d is None else (
-                    parsed_d.ts, parsed_d.stream, parsed_d.partial, parsed_d.message.encode())
-            else:
-                parsed_c = parse_cri(raw)
-                parsed = None if parsed_c is None else (
-                    parsed_c.ts, parsed_c.stream, parsed_c.partial, parsed_c.message)
-            if parsed is None:
-                text, flags = _text(raw, (FLAG_PARSE_ERROR,))
-                out.append((encode_line(head, now_iso(), off, text, None, flags),
-                            self._bypass(end)))
-            else:
-                joined = joiner.feed(off, end, parsed[0], parsed[1], parsed[2], parsed[3],
-                                     now=now)
-                if joined is not None:
-                    if ml is None:
-                        out.append(self._encode_joined(head, joined))
-                    else:
-                        self._to_multiline(head, joined, now, out)
+            self._line(raw, off, end, docker, now, head, out)
             off = end
         return out
+
+    def _process_cri(self, chunk: Chunk, now: float, head: bytes) -> Records:
+        """The common case, flattened: a whole (``F``) CRI line with nothing pending becomes a
+        record directly, without going through the joiner; anything else takes :meth:`_line`.
+        """
+        out: Records = []
+        append = out.append
+        joiner = self._joiner
+        dumps = orjson.dumps
+        ts_head = head + b',"ts":"'
+        off = chunk.start
+        for raw in chunk.body.split(b"\n"):
+            end = off + len(raw) + 1
+            parts = raw.split(b" ", 3)
+            if (len(parts) == 4 and parts[2] == b"F" and joiner.idle
+                    and (tail := _CRI_TAIL.get(parts[1])) is not None
+                    and timestamp_is_valid(parts[0])):
+                try:
+                    text = parts[3].decode()
+                except UnicodeDecodeError:
+                    pass
+                else:
+                    append((b"".join((ts_head, parts[0], b'","off":', str(off).encode(),
+                                      b',"line":', dumps(text), tail)), end))
+                    off = end
+                    continue
+            self._line(raw, off, end, False, now, head, out)
+            off = end
+        return out
+
+    def _line(self, raw: bytes, off: int, end: int, docker: bool, now: float, head: bytes,
+              out: Records) -> None:
+        if docker:
+            parsed_d = parse_docker_json(raw)
+            parsed = None if parsed_d is None else (
+                parsed_d.ts, parsed_d.stream, parsed_d.partial, parsed_d.message.encode())
+        else:
+            parsed_c = parse_cri(raw)
+            parsed = None if parsed_c is None else (
+                parsed_c.ts, parsed_c.stream, parsed_c.partial, parsed_c.message)
+        if parsed is None:
+            text, flags = _text(raw, (FLAG_PARSE_ERROR,))
+            out.append((encode_line(head, now_iso(), off, text, None, flags),
+                        self._bypass(end)))
+        else:
+            joined = self._joiner.feed(off, end, parsed[0], parsed[1], parsed[2], parsed[3],
+                                       now=now)
+            if joined is not None:
+                if self._ml is None:
+                    out.append(self._encode_joined(head, joined))
+                else:
+                    self._to_multiline(head, joined, now, out)
 
     def _bypass(self, end: int) -> int:
         commit = self._joiner.bypass(end)
