@@ -163,6 +163,34 @@ def indexer_run(config_path: Path | None, brokers: str | None, topic: str | None
     run_service(lambda stop: Indexer(config).run(stop))
 
 
+@cli.group()
+def dlq() -> None:
+    """The dead-letter topic: records OpenSearch rejected, with the reason."""
+
+
+@dlq.command("replay")
+@_CONFIG_OPT
+@_BROKERS_OPT
+@click.option("--dead-letter-topic", help="Dead-letter topic (default from config).")
+@click.option("--limit", type=click.IntRange(min=1), help="Replay at most this many records.")
+@click.option("--dry-run", is_flag=True, help="Count what would be replayed; send nothing.")
+def dlq_replay(config_path: Path | None, brokers: str | None, dead_letter_topic: str | None,
+               limit: int | None, dry_run: bool) -> None:
+    """Re-send dead-lettered records to their source topic, after the cause is fixed."""
+    import asyncio
+
+    from indexer.replay import replay_dead_letters
+
+    config = load_config(config_path, {
+        "kafka": _kafka_overrides(brokers, None),
+        "indexer": {"dead_letter_topic": dead_letter_topic},
+    })
+    result = asyncio.run(replay_dead_letters(config, limit, dry_run))
+    verb = "would replay" if dry_run else "replayed"
+    click.echo(f"{verb} {result.replayed} records; skipped {result.skipped_invalid} that are "
+               "not valid wire records")
+
+
 # -- search ----------------------------------------------------------------------------------
 
 @cli.command()

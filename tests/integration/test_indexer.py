@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,14 @@ from opensearchpy import OpenSearch
 
 from logferry.devstack import DevStack
 from logferry.wire import LogRecord, encode
-from tests.integration.conftest import all_docs, count_docs, read_topic, wait_for, write_config
+from tests.integration.conftest import (
+    ROOT,
+    all_docs,
+    count_docs,
+    read_topic,
+    wait_for,
+    write_config,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -165,6 +174,15 @@ def test_mapping_conflict_goes_to_dead_letter_and_offset_is_committed(
     assert first["source"]["topic"] == names["topic"]
     wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 60, "commit")
     assert count_docs(os_client, names["prefix"]) == 1
+    # Fix the cause (drop the bad index; the template maps message as text), then replay.
+    os_client.indices.delete(index=f"{names['prefix']}-{day}")
+    config = _config(tmp_path, brokers, opensearch_url, names)
+    out = subprocess.run([sys.executable, "-m", "logferry.cli", "dlq", "replay", "--config",
+                          str(config)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "replayed 100 records; skipped 1" in out.stdout
+    wait_for(lambda: count_docs(os_client, names["prefix"]) == 100, 60, "replayed documents")
     assert idx.stop() == 0, idx.log()
 
 
