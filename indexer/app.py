@@ -24,6 +24,7 @@ from indexer.metrics import IndexerMetrics
 from indexer.sinks.opensearch import OpenSearchSink, PendingDoc, Rejected
 from indexer.sources.kafka import DeadLetterProducer, KafkaSource, dead_letter_entry
 from indexer.stages.document import bulk_lines, index_for, to_document
+from indexer.stages.process import Processor
 from logferry.config import Config
 from logferry.errors import WireFormatError
 from logferry.telemetry import TelemetryServer
@@ -62,6 +63,7 @@ class Indexer:
         self.source = KafkaSource(config.kafka, self.settings)
         self.sink = OpenSearchSink(config.opensearch, self.settings, self.metrics)
         self.dead_letters = DeadLetterProducer(config.kafka, self.settings.dead_letter_topic)
+        self.processor = Processor(self.settings.processing)
         self._units: deque[_Unit] = deque()
         self._ready = False
         self._telemetry: TelemetryServer | None = None
@@ -120,7 +122,9 @@ class Indexer:
             await self._update_lag()
 
     def _start_unit(self, batch: dict[TopicPartition, list[Any]]) -> None:
-        ingested = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        now = datetime.now(UTC)
+        ingested = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        process = self.processor.process
         prefix = self.config.opensearch.index_prefix
         docs: list[PendingDoc] = []
         dead: list[dict[str, object]] = []
@@ -138,9 +142,12 @@ class Indexer:
                                                   f"wire: {exc}", None, None))
                     self.metrics.dead_lettered.labels("wire").inc()
                     continue
+                # The index follows the agent's timestamp, not the app's: it is fixed by the
+                # record, so a replay lands in the same index and meets its 409.
                 index = index_for(prefix, record.ts)
-                docs.append(PendingDoc(index, bulk_lines(index, record,
-                                                         to_document(record, ingested)),
+                doc = to_document(record, ingested)
+                process(record.line, record.ts, now).apply(doc)
+                docs.append(PendingDoc(index, bulk_lines(index, record, doc),
                                        tp.topic, tp.partition, msg.offset, value))
         self.metrics.consumed.inc(count)
         task = asyncio.create_task(self._write(docs, dead))

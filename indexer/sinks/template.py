@@ -39,7 +39,13 @@ def index_template(prefix: str) -> dict[str, Any]:
                         "kind": {"type": "keyword"},
                         "flags": {"type": "keyword"},
                     }},
-                    "event": {"properties": {"ingested": {"type": "date"}}},
+                    "event": {"properties": {
+                        "ingested": {"type": "date"},
+                        "original": {"type": "keyword", "index": False, "doc_values": False},
+                    }},
+                    # Whatever apps log as fields: one flat_object, so a thousand different
+                    # keys or one key with two types cannot blow up the mapping.
+                    "attributes": {"type": "flat_object"},
                     "kubernetes": {"properties": {
                         "namespace": {"type": "keyword"},
                         "pod": {"properties": {"name": {"type": "keyword"},

@@ -70,6 +70,7 @@ def normalize_level(value: Any) -> str | None:
 _WORDS = frozenset(name for names in _NAMES.values() for name in names
                    if len(name) >= 3 and name.isalpha() and name not in {"log", "fine", "config"})
 _HEAD_CHARS = 100
+_DIGITS = frozenset("01234567")  # kernel priorities; str.isdigit() also takes "²"
 _GLOG = re.compile(r"([IWEF])\d{4} \d\d:")
 # ERROR, WARN, ... as whole tokens, upper case only ("error" alone is prose). Every alternative
 # begins with a literal, so the regex engine jumps between candidate first letters instead of
@@ -95,13 +96,15 @@ def detect_level(message: str) -> str | None:
     first = head[:1]
     if first in ("I", "W", "E", "F") and _GLOG.match(head) is not None:
         return _LOOKUP[first]
-    if first == "<" and head[2:3] == ">" and head[1:2].isdigit():
+    if first == "<" and head[2:3] == ">" and head[1:2] in _DIGITS:
         return _BY_NUMBER.get(int(head[1]))
     if (m := _START.match(head)) is not None and (word := m.group(1).lower()) in _WORDS:
         return _LOOKUP[word]
     best_at = _HEAD_CHARS
     best: str | None = None
     lower = head.lower()
+    if len(lower) != len(head):  # "İ" lowers to two characters: positions would not line up
+        lower = head
     for key in _KEYS:
         at = lower.find(key)
         while 0 <= at < best_at:

@@ -76,7 +76,10 @@ def needs_no_capping(fields: dict[str, Any], source_chars: int, max_fields: int,
         return False
     if not set(map(type, fields.values())) <= _FLAT_TYPES:
         return False
-    return "" not in fields and "." not in "\n".join(fields)
+    try:
+        return "" not in fields and "." not in "\n".join(fields)
+    except TypeError:  # a key that is not a string: let the walk turn it into one
+        return False
 
 
 class _Capper:

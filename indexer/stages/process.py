@@ -9,9 +9,12 @@ What a processed line puts in the document (ECS names where ECS has one)::
     logferry.flags  the flags below, after the agent's own
     attributes.*    everything else the parser found (target_field, default "attributes")
 
-Steps, for a line that a parser recognizes:
+A line no parser recognizes stays as it is: the line is the message, there are no fields, the
+time is the agent's and the level is detected in the text. Steps, for a line that a parser
+recognizes (parsers are tried in the configured order, the first that returns fields wins):
 
-1. ``rename_fields`` then ``drop_fields``, dotted paths in the parsed fields (a literal dotted key
+1. ``rename_fields`` then ``drop_fields``, dotted paths in the parsed fields, relative to the
+   parsed record itself, not to the document (a literal dotted key
    such as ``"log.level"`` is found as well as nested objects). Renaming first lets one keep a
    field out of an object and drop the rest of it. A rename whose destination runs through a
    non-object is skipped.
@@ -75,6 +78,8 @@ Path = tuple[str, ...]
 
 @dataclass(slots=True)
 class Processed:
+    """What one line contributes to its document; :meth:`apply` writes it there."""
+
     fields: dict[str, Any]  # top-level document fields to add; never a reserved one
     timestamp: str
     level: str | None
@@ -117,8 +122,8 @@ class Processor:
             (tuple(src.split(".")), tuple(dst.split(".")))
             for src, dst in settings.rename_fields.items()]
         self._drops: list[Path] = [tuple(path.split(".")) for path in settings.drop_fields]
-        self._target: Path = tuple(settings.target_field.split(".")) if settings.target_field \
-            else ()
+        target = settings.target_field
+        self._target: Path = tuple(target.split(".")) if target else ()
         self._max_fields = settings.max_fields
         self._max_value_bytes = settings.max_value_bytes
         self._max_depth = settings.max_depth
@@ -126,9 +131,12 @@ class Processor:
 
     def process(self, message: str, agent_ts: str, now: datetime) -> Processed:
         """Process one line. ``agent_ts`` is the record's time, used when the line has none of
-        its own; ``now`` bounds plausible times and dates a year-less syslog time. For a replay
-        to give the same document, derive ``now`` from the record (its ``agent_ts``), not from
-        the wall clock."""
+        its own; ``now`` bounds plausible times and dates a year-less syslog time.
+
+        The result depends on nothing else, so a replay gives the same document if ``now``
+        does not depend on when the line is processed: derive it from the record (its
+        ``agent_ts``) rather than the wall clock. With a wall-clock ``now`` only lines at the
+        edges differ (a time about a day ahead, a year-less date around New Year)."""
         parsed: dict[str, Any] | None = None
         for parse in self._parsers:
             parsed = parse(message)

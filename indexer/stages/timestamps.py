@@ -42,7 +42,9 @@ _MIN_STRING = "1970-01-01T00:00:00"
 _CANONICAL = re.compile(
     r"\d{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
     r"T(?:[01]\d|2[0-3]):[0-5]\d:[0-5]\d(?:\.\d{1,9})?Z")
-_NUMBER = re.compile(r"\d+(?:\.\d*)?")
+# Up to 20 digits covers nanoseconds until year 5138; longer is no time (and int() refuses
+# digit strings beyond 4300 characters).
+_NUMBER = re.compile(r"\d{1,20}(?:\.\d*)?")
 _ISO = re.compile(
     r"(\d{4})[-/](\d\d)[-/](\d\d)"
     r"(?:[Tt ](\d\d):(\d\d)(?::(\d\d)(?:[.,](\d+))?)?)?"

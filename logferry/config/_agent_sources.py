@@ -47,6 +47,57 @@ class MultilineSettings(_Section):
         return self
 
 
+_SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class PodMetadataSettings(_Section):
+    """Pod labels, annotations and node from the API server (a watch of this node's pods).
+
+    Optional and never blocking: a file whose pod is not known yet is tailed without them.
+    """
+
+    enabled: bool = False
+    # None: in-cluster, https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT.
+    api_url: str | None = None
+    # The ServiceAccount's token (re-read periodically: bound tokens rotate) and the cluster CA.
+    token_file: Path = _SERVICE_ACCOUNT_DIR / "token"
+    ca_file: Path = _SERVICE_ACCOUNT_DIR / "ca.crt"
+    # None: $NODE_NAME (set it from the downward API, spec.nodeName).
+    node_name: str | None = Field(None, min_length=1)
+    # How long a newly found file waits for its pod's metadata before it is tailed without it.
+    wait_for_pod_s: float = Field(2.0, ge=0)
+    # A deleted pod's metadata is kept this long: its last lines are often read after deletion.
+    deleted_pod_retention_s: float = Field(300.0, ge=0)
+    # Pods to read by label: every include pair must match, any exclude pair excludes.
+    include_pod_labels: dict[str, str] = Field(default_factory=dict)
+    exclude_pod_labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("api_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value.startswith(("http://", "https://")):
+                raise ValueError(f"api_url {value!r} must start with http:// or https://")
+            value = value.rstrip("/")
+        return value
+
+    @field_validator("include_pod_labels", "exclude_pod_labels")
+    @classmethod
+    def _label_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        if any(not key for key in value):
+            raise ValueError("a label key cannot be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _labels_need_metadata(self) -> PodMetadataSettings:
+        # Labels only come from the API server: a label filter without it would match nothing
+        # and silently let every pod through.
+        if not self.enabled and (self.include_pod_labels or self.exclude_pod_labels):
+            raise ValueError("include_pod_labels/exclude_pod_labels need enabled: true "
+                             "(pod labels come from the API server)")
+        return self
+
+
 class ContainerLogSettings(_Section):
     enabled: bool = False
     # The kubelet's pod log directory; paths below it are <ns>_<pod>_<uid>/<container>/<n>.log.
@@ -64,6 +115,8 @@ class ContainerLogSettings(_Section):
     exclude_annotation: str = Field("logferry.io/exclude", min_length=1)
     # Joining stack traces across lines, for container logs (after partial lines are joined).
     multiline: MultilineSettings = Field(default_factory=MultilineSettings)
+    # Labels, annotations and node from the API server (off by default).
+    metadata: PodMetadataSettings = Field(default_factory=PodMetadataSettings)
 
     @field_validator("include_namespaces", "exclude_namespaces")
     @classmethod

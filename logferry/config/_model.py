@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from logferry.config._agent_sources import ContainerLogSettings, MultilineSettings
+from logferry.config._processing import ProcessingSettings
 
 
 class _Section(BaseModel):
@@ -97,6 +98,8 @@ class IndexerSettings(_Section):
     bulk_concurrency: int = Field(2, ge=1, le=64)
     max_retries: int = Field(8, ge=0)
     metrics_port: int | None = Field(None, ge=0, le=65535)
+    # Parsing (JSON, logfmt, patterns), timestamps, levels, field caps.
+    processing: ProcessingSettings = Field(default_factory=ProcessingSettings)
 
 
 class Config(_Section):

@@ -139,3 +139,43 @@ def test_search_cli_prints_newest_first(tmp_path: Path, brokers: str, opensearch
     out = _cli("search", "needle AND 3", "--config", str(config), "--json")
     assert out.returncode == 0, out.stderr
     assert '"message":"needle 3 haystack"' in out.stdout
+
+
+def test_lines_are_parsed_and_normalized(tmp_path: Path, brokers: str, opensearch_url: str,
+                                         os_client: OpenSearch, names: dict[str, str],
+                                         run_service) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.log"
+    path.write_text(
+        '{"time":"2026-11-25T09:00:00.5+01:00","level":"WARNING","msg":"disk almost full",'
+        '"user":"ada","free_pct":3}\n'
+        'ts=2026-11-25T08:01:02Z level=E msg="payment failed" order=42\n'
+        '10.0.0.1 - - [25/Nov/2026:08:02:03 +0000] "GET /cart HTTP/1.1" 500 12 "-" "curl/8"\n'
+        "plain text ERROR something broke\n"
+        '{"broken json\n')
+    config = write_config(tmp_path / "config.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
+        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
+        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2,
+                    "processing": {"presets": ["nginx_access"]}},
+    })
+    run_service("agent", "run", "--config", str(config), name="agent")
+    run_service("indexer", "run", "--config", str(config), name="indexer")
+    wait_for(lambda: count_docs(os_client, names["prefix"]) == 5, 60, "5 documents")
+    docs = sorted(all_docs(os_client, names["prefix"]), key=lambda d: d["log"]["offset"])
+    as_json, logfmt, access, plain, broken = docs
+    assert as_json["message"] == "disk almost full"
+    assert as_json["@timestamp"].startswith("2026-11-25T08:00:00.5")
+    assert as_json["log"]["level"] == "warn"
+    assert as_json["attributes"]["user"] == "ada"
+    assert logfmt["message"] == "payment failed" and logfmt["log"]["level"] == "error"
+    assert logfmt["attributes"]["order"] == "42"
+    assert logfmt["@timestamp"].startswith("2026-11-25T08:01:02")
+    assert access["@timestamp"].startswith("2026-11-25T08:02:03")
+    assert str(access["attributes"]["status"]) == "500"
+    assert plain["log"]["level"] == "error" and plain["message"].startswith("plain text")
+    assert "parse_error" in broken["logferry"]["flags"]
+    # flat_object attributes are searchable by dotted path.
+    hits = os_client.search(index=f"{names['prefix']}-*",
+                            body={"query": {"term": {"attributes.user": "ada"}}})
+    assert hits["hits"]["total"]["value"] == 1
