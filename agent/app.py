@@ -23,6 +23,7 @@ from agent.sinks.kafka import KafkaSink
 from agent.sources.discovery import Discovery, Watcher
 from agent.sources.identity import identify, still_matches
 from agent.sources.kubernetes import PodFilter, PodLogRef, parse_pod_log_path, pod_glob
+from agent.sources.pod_metadata import PodMeta, PodMetadataCache, k8s_fields, pod_allowed
 from agent.sources.tailer import Chunk, FileTailer
 from agent.stages.pipeline import ContainerPipeline, PlainPipeline, Records, multiline_rules
 from logferry.config import Config
@@ -51,6 +52,11 @@ class Agent:
         self.pod_filter = PodFilter(containers.include_namespaces, containers.exclude_namespaces)
         self._plain_multiline = multiline_rules(self.settings.multiline)
         self._container_multiline = multiline_rules(containers.multiline)
+        meta = containers.metadata
+        self.pod_meta = PodMetadataCache(meta) if containers.enabled and meta.enabled else None
+        # New container files waiting (briefly, each on its own) for their pod's metadata.
+        self._pending_open: dict[tuple[int, int], asyncio.Task[None]] = {}
+        self._excluded: set[tuple[int, int]] = set()
         self.store = CheckpointStore(self.settings.state_dir)
         self.sink = KafkaSink(config.kafka, self.settings)
         self.tailers: dict[tuple[int, int], FileTailer] = {}
@@ -68,6 +74,10 @@ class Agent:
         self._saved = {(c.dev, c.ino): c for c in self.store.load()}
         await self.sink.start()
         self._connected = True
+        if self.pod_meta is not None:
+            await self.pod_meta.start()
+            # One bounded wait, so the first scan finds the node's pods already known.
+            await self.pod_meta.wait_synced(self.settings.containers.metadata.wait_for_pod_s)
         log.info("agent started", extra={"host": self.host, "include": self.settings.include,
                                          "topic": self.sink.topic,
                                          "resumed_files": len(self._saved)})
@@ -88,6 +98,10 @@ class Agent:
             await self._shutdown()
 
     async def _shutdown(self) -> None:
+        for task in self._pending_open.values():
+            task.cancel()
+        if self.pod_meta is not None:
+            await self.pod_meta.stop()
         # Graceful stop: everything sent gets its ack (or fails), then the checkpoint records it.
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.sink.flush(), self.config.kafka.request_timeout_s)
@@ -155,7 +169,10 @@ class Agent:
                     tailer.pipeline.path = path
                 tailer.orphaned = False
                 continue
-            self._open(path, ref)
+            if ref is not None and self.pod_meta is not None:
+                self._open_container(path, key, ref)
+            else:
+                self._open(path, ref)
         for key, tailer in self.tailers.items():
             if key in seen or tailer.orphaned:
                 continue
@@ -168,16 +185,53 @@ class Agent:
                 tailer.orphaned = True
                 log.info("file rotated or deleted; reading it to its end",
                          extra={"fid": tailer.fid, "path": tailer.path})
+        self._excluded &= seen
         self.metrics.files_watched.set(len(self.tailers))
 
-    def _open(self, path: str, ref: PodLogRef | None) -> None:
+    def _open_container(self, path: str, key: tuple[int, int], ref: PodLogRef) -> None:
+        """Open a container file once its pod's metadata is known (or the wait expired),
+        without holding up any other file."""
+        assert self.pod_meta is not None
+        if key in self._pending_open or key in self._excluded:
+            return
+        meta = self.pod_meta.get(ref.pod_uid)
+        if meta is not None:
+            self._open_if_allowed(path, key, ref, meta)
+        else:
+            self._pending_open[key] = asyncio.create_task(self._open_when_known(path, key, ref))
+
+    async def _open_when_known(self, path: str, key: tuple[int, int], ref: PodLogRef) -> None:
+        assert self.pod_meta is not None
+        try:
+            meta = await self.pod_meta.wait_for(
+                ref.pod_uid, self.settings.containers.metadata.wait_for_pod_s)
+        finally:
+            self._pending_open.pop(key, None)
+        if key not in self.tailers:
+            self._open_if_allowed(path, key, ref, meta)
+            self._wake.set()
+
+    def _open_if_allowed(self, path: str, key: tuple[int, int], ref: PodLogRef,
+                         meta: PodMeta | None) -> None:
+        if not pod_allowed(meta, self.settings.containers):
+            self._excluded.add(key)
+            log.info("pod excluded by annotation or labels",
+                     extra={"path": path, "namespace": ref.namespace, "pod": ref.pod})
+            return
+        self._open(path, ref, meta, expect_key=key)
+
+    def _open(self, path: str, ref: PodLogRef | None, meta: PodMeta | None = None,
+              expect_key: tuple[int, int] | None = None) -> None:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
             log.warning("cannot open file", extra={"path": path, "error": exc.strerror})
             return
         identity = identify(fd)
-        if identity is None:  # first line not complete yet: nothing to send anyway
+        if identity is None or (
+                expect_key is not None and (identity.dev, identity.ino) != expect_key):
+            # First line not complete yet (nothing to send anyway), or the path was renamed
+            # while we waited for metadata: the next scan finds both files.
             os.close(fd)
             return
         key = (identity.dev, identity.ino)
@@ -197,7 +251,7 @@ class Agent:
         else:
             c = self.settings.containers
             tailer.pipeline = ContainerPipeline(
-                self.host, path, identity.fid, ref.wire_fields(), c.format,
+                self.host, path, identity.fid, k8s_fields(ref.wire_fields(), meta), c.format,
                 c.partial_max_bytes, c.partial_timeout_s, self._container_multiline, offset)
         self.tailers[key] = tailer
         log.info("tailing file", extra={"path": path, "fid": identity.fid, "offset": offset,

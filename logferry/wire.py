@@ -11,7 +11,8 @@ One Kafka record value is one JSON object (UTF-8), version ``v`` = 1::
   first bytes) and ``off`` is the byte offset of the line's first byte in it. Together they
   identify a line forever, which is what lets the indexer turn a replay into no-ops.
 - ``flags`` (optional): facts about the line (``invalid_utf8``, ``truncated``, ...).
-- ``k8s`` (optional): namespace, pod, pod_uid, container, restart from the kubelet path.
+- ``k8s`` (optional): namespace, pod, pod_uid, container, restart from the kubelet path; with
+  API metadata also ``labels`` (dots in keys replaced by ``_``) and ``node``.
 
 The Kafka record key is ``fid`` so that every line of one file lands in one partition, in order.
 Readers ignore unknown fields; a new mandatory field means a new ``v``.

@@ -49,7 +49,10 @@ def index_template(prefix: str) -> dict[str, Any]:
                     "kubernetes": {"properties": {
                         "namespace": {"type": "keyword"},
                         "pod": {"properties": {"name": {"type": "keyword"},
-                                               "uid": {"type": "keyword"}}},
+                                               "uid": {"type": "keyword"},
+                                               # one field however many label keys a
+                                               # cluster uses
+                                               "labels": {"type": "flat_object"}}},
                         "container": {"properties": {"name": {"type": "keyword"},
                                                      "restart_count": {"type": "integer"}}},
                         "node": {"properties": {"name": {"type": "keyword"}}},
