@@ -23,7 +23,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from indexer.metrics import IndexerMetrics
 from indexer.sinks.opensearch import OpenSearchSink, PendingDoc, Rejected
 from indexer.sources.kafka import DeadLetterProducer, KafkaSource, dead_letter_entry
-from indexer.stages.document import bulk_lines, index_for, to_document
+from indexer.stages.document import IndexNamer, bulk_lines, to_document
 from indexer.stages.process import Processor
 from logferry.config import Config
 from logferry.errors import WireFormatError
@@ -64,6 +64,7 @@ class Indexer:
         self.sink = OpenSearchSink(config.opensearch, self.settings, self.metrics)
         self.dead_letters = DeadLetterProducer(config.kafka, self.settings.dead_letter_topic)
         self.processor = Processor(self.settings.processing)
+        self.index_for = IndexNamer(config.opensearch.index_name, config.opensearch.index_prefix)
         self._units: deque[_Unit] = deque()
         self._ready = False
         self._telemetry: TelemetryServer | None = None
@@ -73,6 +74,7 @@ class Indexer:
 
     async def run(self, stop: asyncio.Event) -> None:
         await self.sink.start()
+        await self.sink.install_retention()
         try:
             await self.source.start(_Rebalance(self))
             try:
@@ -125,7 +127,7 @@ class Indexer:
         now = datetime.now(UTC)
         ingested = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         process = self.processor.process
-        prefix = self.config.opensearch.index_prefix
+        index_for = self.index_for
         docs: list[PendingDoc] = []
         dead: list[dict[str, object]] = []
         offsets: dict[TopicPartition, int] = {}
@@ -144,7 +146,7 @@ class Indexer:
                     continue
                 # The index follows the agent's timestamp, not the app's: it is fixed by the
                 # record, so a replay lands in the same index and meets its 409.
-                index = index_for(prefix, record.ts)
+                index = index_for(record)
                 doc = to_document(record, ingested)
                 process(record.line, record.ts, now).apply(doc)
                 docs.append(PendingDoc(index, bulk_lines(index, record, doc),

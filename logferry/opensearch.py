@@ -18,6 +18,11 @@ F_LEVEL = "log.level"
 F_NAMESPACE = "kubernetes.namespace"
 F_POD = "kubernetes.pod.name"
 F_CONTAINER = "kubernetes.container.name"
+F_FID = "logferry.fid"
+F_INGESTED = "event.ingested"
+
+# The values of log.level: the indexer normalizes every level it recognises to one of these.
+LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
 
 
 def index_pattern(settings: OpenSearchSettings) -> str:
@@ -28,7 +33,7 @@ def client_kwargs(settings: OpenSearchSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "hosts": list(settings.urls),
         "timeout": settings.request_timeout_s,
-        "http_compress": False,
+        "http_compress": settings.compress_requests,
     }
     if settings.username:
         password = settings.password.get_secret_value() if settings.password else ""

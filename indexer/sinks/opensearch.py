@@ -21,7 +21,7 @@ from opensearchpy.exceptions import ConnectionError as OSConnectionError
 from opensearchpy.exceptions import TransportError
 
 from indexer.metrics import IndexerMetrics
-from indexer.sinks.template import index_template
+from indexer.sinks.template import index_template, ism_policy
 from logferry.config import IndexerSettings, OpenSearchSettings
 from logferry.errors import OpenSearchUnavailableError
 from logferry.opensearch import client_kwargs
@@ -71,11 +71,26 @@ class OpenSearchSink:
         try:
             await self.client.info()
             await self.client.indices.put_index_template(
-                name=self.settings.index_prefix, body=index_template(self.settings.index_prefix))
+                name=self.settings.index_prefix, body=index_template(self.settings))
         except (OSConnectionError, TransportError) as exc:
             await self.client.close()
             raise OpenSearchUnavailableError(
                 f"cannot use OpenSearch at {urls}: {_describe(exc)}") from exc
+
+    async def install_retention(self) -> None:
+        """Install the ISM retention policy when asked for; a cluster without the ISM plugin
+        (like the dev stack) gets a warning, not a failure: retention is not correctness."""
+        if self.settings.retention_days is None:
+            return
+        name = f"{self.settings.index_prefix}-retention"
+        try:
+            await self.client.transport.perform_request(
+                "PUT", f"/_plugins/_ism/policies/{name}", body=ism_policy(self.settings))
+        except TransportError as exc:
+            if exc.status_code == 409:  # exists: keep the operator's edits
+                return
+            log.warning("ISM retention policy not installed (is the index-management plugin "
+                        "installed?)", extra={"policy": name, "error": _describe(exc)})
 
     async def close(self) -> None:
         await self.client.close()

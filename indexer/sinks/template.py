@@ -4,19 +4,25 @@ from __future__ import annotations
 
 from typing import Any
 
+from logferry.config import OpenSearchSettings
 
-def index_template(prefix: str) -> dict[str, Any]:
+
+def index_template(settings: OpenSearchSettings) -> dict[str, Any]:
+    index_settings: dict[str, Any] = {
+        "number_of_shards": settings.number_of_shards,
+        "refresh_interval": f"{settings.refresh_interval_s:g}s",
+        "mapping.total_fields.limit": 1000,
+    }
+    if settings.number_of_replicas is None:
+        # One replica where a second node exists, none on a single dev node (green).
+        index_settings["auto_expand_replicas"] = "0-1"
+    else:
+        index_settings["number_of_replicas"] = settings.number_of_replicas
     return {
-        "index_patterns": [f"{prefix}-*"],
+        "index_patterns": [f"{settings.index_prefix}-*"],
         "priority": 100,
         "template": {
-            "settings": {
-                "number_of_shards": 1,
-                # One replica where a second node exists, none on a single dev node (green).
-                "auto_expand_replicas": "0-1",
-                "refresh_interval": "1s",
-                "mapping.total_fields.limit": 1000,
-            },
+            "settings": index_settings,
             "mappings": {
                 "dynamic_templates": [
                     {"strings_as_keywords": {
@@ -61,3 +67,21 @@ def index_template(prefix: str) -> dict[str, Any]:
             },
         },
     }
+
+
+def ism_policy(settings: OpenSearchSettings) -> dict[str, Any]:
+    """An Index State Management policy deleting indices ``retention_days`` after creation,
+    attached to new indices of the prefix through its ``ism_template``."""
+    return {"policy": {
+        "description": f"logferry: delete {settings.index_prefix}-* after "
+                       f"{settings.retention_days} days",
+        "default_state": "hot",
+        "states": [
+            {"name": "hot", "actions": [], "transitions": [
+                {"state_name": "delete",
+                 "conditions": {"min_index_age": f"{settings.retention_days}d"}}]},
+            {"name": "delete", "actions": [{"delete": {}}], "transitions": []},
+        ],
+        "ism_template": [{"index_patterns": [f"{settings.index_prefix}-*"],
+                          "priority": 100}],
+    }}

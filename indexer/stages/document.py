@@ -50,9 +50,26 @@ def kubernetes_fields(k8s: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def index_for(prefix: str, ts: str) -> str:
-    """Daily index from the record's UTC timestamp: ``<prefix>-YYYY.MM.DD``."""
-    return f"{prefix}-{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"
+class IndexNamer:
+    """The index of a record, from ``opensearch.index_name``.
+
+    Only fields fixed by the record itself are used (its agent timestamp, its namespace), so a
+    replayed record always lands in the same index and meets its own 409.
+    """
+
+    def __init__(self, pattern: str, prefix: str) -> None:
+        self._pattern = pattern
+        self._prefix = prefix
+        self._daily = pattern == "{prefix}-{date}"
+
+    def __call__(self, record: LogRecord) -> str:
+        ts = record.ts
+        date = f"{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"
+        if self._daily:
+            return f"{self._prefix}-{date}"
+        namespace = (record.k8s or {}).get("namespace") or "none"
+        return self._pattern.format(prefix=self._prefix, date=date, month=date[:7],
+                                    namespace=str(namespace).lower())
 
 
 def bulk_lines(index: str, record: LogRecord, doc: dict[str, Any]) -> bytes:

@@ -52,6 +52,30 @@ class OpenSearchSettings(_Section):
     verify_certs: bool = True
     request_timeout_s: float = Field(30.0, gt=0)
     index_prefix: str = Field("logferry-logs", pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    # Index per document: placeholders {prefix}, {date} (yyyy.MM.dd), {month} (yyyy.MM) and
+    # {namespace}; it must start with "{prefix}-" so the template and searches cover it.
+    index_name: str = "{prefix}-{date}"
+    number_of_shards: int = Field(1, ge=1, le=1024)
+    # None: one replica where a second node exists, none on a single node.
+    number_of_replicas: int | None = Field(None, ge=0)
+    refresh_interval_s: float = Field(1.0, gt=0)
+    # gzip bulk bodies: worth it across a network, not on loopback.
+    compress_requests: bool = False
+    # Delete indices older than this through an ISM policy (needs the ISM plugin); None: keep.
+    retention_days: int | None = Field(None, ge=1)
+
+    @field_validator("index_name")
+    @classmethod
+    def _index_name(cls, value: str) -> str:
+        if not value.startswith("{prefix}-"):
+            raise ValueError("index_name must start with '{prefix}-'")
+        try:
+            value.format(prefix="p", date="d", month="m", namespace="n")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"index_name {value!r}: unknown or malformed placeholder "
+                             f"({exc}); use {{prefix}}, {{date}}, {{month}}, {{namespace}}"
+                             ) from exc
+        return value
 
     @field_validator("urls")
     @classmethod

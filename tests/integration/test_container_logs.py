@@ -53,7 +53,8 @@ def test_container_logs_are_parsed_joined_and_enriched(
     (sys_ / "0.log").write_text(cri(1, "stdout", "F", "excluded namespace"))
     config = write_config(tmp_path / "config.json", {
         "kafka": {"brokers": [brokers], "topic": names["topic"]},
-        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"],
+                       "index_name": "{prefix}-{namespace}-{date}", "retention_days": 7},
         "agent": {"state_dir": str(tmp_path / "state"), "scan_interval_s": 0.2,
                   "containers": {"enabled": True, "root": str(root),
                                  "exclude_namespaces": ["kube-*"], "partial_timeout_s": 1.0,
@@ -84,3 +85,5 @@ def test_container_logs_are_parsed_joined_and_enriched(
     assert by_msg["docker line one"]["kubernetes"]["container"]["restart_count"] == 2
     assert by_msg["docker split piece"]["log"]["stream"] == "stderr"
     assert not any("excluded namespace" in d["message"] for d in docs)
+    indices = set(os_client.indices.get(index=f"{names['prefix']}-*"))
+    assert indices == {f"{names['prefix']}-shop-2026.11.25"}
