@@ -134,7 +134,10 @@ class Agent:
                     await asyncio.wait_for(self._wait_any(stop), _IDLE_POLL_S)
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
-        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
+        # An ack wakes us too: a file held back by its in-flight budget may read again.
+        self._acked.clear()
+        waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait()),
+                   asyncio.ensure_future(self._acked.wait())]
         try:
             await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -244,6 +247,7 @@ class Agent:
         else:
             offset = 0
         tailer = FileTailer(path, fd, identity, offset)
+        tailer.key = self._record_key(identity.fid, ref)
         if ref is None:
             tailer.pipeline = PlainPipeline(self.host, path, identity.fid,
                                             self.settings.max_line_bytes,
@@ -257,6 +261,14 @@ class Agent:
         log.info("tailing file", extra={"path": path, "fid": identity.fid, "offset": offset,
                                         "kind": tailer.pipeline.kind})
 
+    def _record_key(self, fid: str, ref: PodLogRef | None) -> bytes:
+        mode = self.settings.partition_key
+        if mode == "host":
+            return self.host.encode()
+        if mode == "pod" and ref is not None:
+            return f"{ref.namespace}/{ref.pod}".encode()
+        return fid.encode()
+
     async def _pump(self) -> bool:
         """Read and send one chunk from each file that has data. True if anything moved."""
         progressed = False
@@ -264,6 +276,8 @@ class Agent:
         for key, tailer in list(self.tailers.items()):
             if self._inflight_bytes() >= self.settings.max_inflight_bytes:
                 await self._pause()
+            if tailer.inflight_bytes >= self.settings.max_inflight_bytes_per_file:
+                continue
             try:
                 size = tailer.size()
             except OSError:
@@ -315,7 +329,7 @@ class Agent:
         self.metrics.bytes_read.labels(kind).inc(nbytes)
         if not records:
             return
-        key = tailer.fid.encode()
+        key = tailer.key
         partition = self.sink.partition_for(key)
         generation = tailer.generation
         batch = self.sink.new_batch()

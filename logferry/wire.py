@@ -14,7 +14,8 @@ One Kafka record value is one JSON object (UTF-8), version ``v`` = 1::
 - ``k8s`` (optional): namespace, pod, pod_uid, container, restart from the kubelet path; with
   API metadata also ``labels`` (dots in keys replaced by ``_``) and ``node``.
 
-The Kafka record key is ``fid`` so that every line of one file lands in one partition, in order.
+The Kafka record key is ``fid`` by default (or the pod or host, per ``agent.partition_key``), so
+every line of one file lands in one partition, in order.
 Readers ignore unknown fields; a new mandatory field means a new ``v``.
 """
 

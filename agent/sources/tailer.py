@@ -52,6 +52,8 @@ class FileTailer:
     inflight: deque[_InFlight] = field(default_factory=deque)
     # The per-file pipeline (agent.stages.pipeline); reset whenever reading jumps back.
     pipeline: Any = None
+    # Kafka record key (partition choice); by default the file id.
+    key: bytes = b""
 
     def __post_init__(self) -> None:
         if self.acked_offset < 0:

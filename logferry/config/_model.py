@@ -104,6 +104,11 @@ class AgentSettings(_Section):
     linger_s: float = Field(0.02, ge=0)
     compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
     max_inflight_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
+    # One busy file may not take the whole budget: it waits, the others keep flowing.
+    max_inflight_bytes_per_file: int = Field(4 * 1024 * 1024, ge=64 * 1024)
+    # Kafka record key, which picks the partition: per file (default), per pod or per host.
+    # Any of them keeps each file's lines in order; coarser keys spread load less evenly.
+    partition_key: Literal["file", "pod", "host"] = "file"
     metrics_port: int | None = Field(None, ge=0, le=65535)
     # Kubernetes container logs under containers.root (CRI or docker json-file).
     containers: ContainerLogSettings = Field(default_factory=ContainerLogSettings)

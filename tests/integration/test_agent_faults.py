@@ -103,7 +103,9 @@ def test_kubelet_rename_rotation_reads_old_file_to_its_end(
     # a file rotated before a scan saw it under its live name is still found.
     config = _config(tmp_path, brokers, names["topic"], [str(logs / "*.log*")],
                      exclude=["*.gz"])
-    run_service("agent", "run", "--config", str(config), name="agent")
+    # Started before any writing: a generation rotated and gzipped before the agent ran at
+    # all cannot be read by anyone (that made this test flaky on a loaded machine).
+    run_service("agent", "run", "--config", str(config), name="agent").wait_started()
     written: list[str] = []
     fh = live.open("a")
     rotated: list[Path] = []
