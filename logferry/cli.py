@@ -3,6 +3,7 @@ dev stack. Errors the user can fix print as one line and exit non-zero; bugs kee
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ import orjson
 from logferry._cli_dashboards import dashboards_group
 from logferry.config import Config, load_config, redacted
 from logferry.errors import LogferryError
+from logferry.opensearch import LEVELS
 
 _CONFIG_OPT = click.option(
     "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -199,25 +201,76 @@ def dlq_replay(config_path: Path | None, brokers: str | None, dead_letter_topic:
 @_OS_URL_OPT
 @click.option("--since", help="Only lines newer than this: 15m, 2h, 7d or an ISO time.")
 @click.option("--until", help="Only lines older than this: 15m, 2h, 7d or an ISO time.")
-@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="One JSON document per line.")
-@click.option("--host", help="Only lines from this host.")
-@click.option("--path", help="Only lines from this file path.")
+@click.option("--limit", type=click.IntRange(1, 10000), default=50, show_default=True,
+              help="How many of the newest matches to print (with --follow: before following).")
+@click.option("--namespace", "namespaces", multiple=True, metavar="NAME",
+              help="Only lines from this Kubernetes namespace (repeatable: any of them).")
+@click.option("--pod", "pods", multiple=True, metavar="NAME",
+              help="Only lines from this pod (repeatable).")
+@click.option("--container", "containers", multiple=True, metavar="NAME",
+              help="Only lines from this container name (repeatable).")
+@click.option("--level", "levels", multiple=True,
+              type=click.Choice(LEVELS, case_sensitive=False),
+              help="Only lines of this level (repeatable; exact, not 'this or worse').")
+@click.option("--host", "hosts", multiple=True, metavar="NAME",
+              help="Only lines from this host or node (repeatable).")
+@click.option("--path", "paths", multiple=True, metavar="PATH",
+              help="Only lines from this file path (repeatable).")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing new matches as they are indexed, like tail -f; Ctrl-C or "
+                   "SIGTERM stops (exit 0).")
+@click.option("-o", "--output", type=click.Choice(["text", "json"]),
+              help="text: one line per match, coloured on a terminal (default); json: one "
+                   "document per line.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --output json.")
 def search(query: str | None, config_path: Path | None, opensearch_url: str | None,
-           since: str | None, until: str | None, limit: int, as_json: bool,
-           host: str | None, path: str | None) -> None:
-    """Print the newest lines matching QUERY (OpenSearch query-string syntax), newest first."""
-    from logferry.opensearch import F_HOST, F_PATH
-    from logferry.search import SearchRequest, format_line, run_search
+           since: str | None, until: str | None, limit: int, namespaces: tuple[str, ...],
+           pods: tuple[str, ...], containers: tuple[str, ...], levels: tuple[str, ...],
+           hosts: tuple[str, ...], paths: tuple[str, ...], follow: bool, output: str | None,
+           as_json: bool) -> None:
+    """Print the newest lines matching QUERY (OpenSearch query-string syntax on the message),
+    newest first; with --follow, oldest first and then new ones as they arrive.
 
+    Filters are exact matches and combine with AND; a repeated filter matches any of its
+    values. Example: logferry search timeout --namespace shop --level error --since 1h
+    """
+    from logferry.opensearch import F_CONTAINER, F_HOST, F_LEVEL, F_NAMESPACE, F_PATH, F_POD
+    from logferry.search import LogIndex, SearchRequest, format_line, run_search
+
+    if as_json and output == "text":
+        raise click.UsageError("--json contradicts --output text")
+    if follow and until:
+        raise click.UsageError("--until cannot be used with --follow")
+    fmt = "json" if as_json else (output or "text")
     config = load_config(config_path, {"opensearch": _os_overrides(opensearch_url)})
-    filters = tuple((f, v) for f, v in ((F_HOST, host), (F_PATH, path)) if v)
-    docs = run_search(config.opensearch,
-                      SearchRequest(query, since, until, limit, filters))
-    color = sys.stdout.isatty() and not as_json
-    for doc in docs:
-        click.echo(orjson.dumps(doc).decode() if as_json else format_line(doc, color))
-    if not docs and not as_json:
+    filters = tuple((field, values) for field, values in (
+        (F_NAMESPACE, namespaces), (F_POD, pods), (F_CONTAINER, containers),
+        (F_LEVEL, tuple(v.lower() for v in levels)), (F_HOST, hosts), (F_PATH, paths),
+    ) if values)
+    req = SearchRequest(query, since, until, limit, filters)
+    color = fmt == "text" and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+
+    def emit(doc: dict[str, Any]) -> None:
+        click.echo(orjson.dumps(doc).decode() if fmt == "json" else format_line(doc, color))
+
+    try:
+        if follow:
+            from logferry.follow import follow as follow_matches
+            from logferry.follow import run_until_signal
+
+            with LogIndex(config.opensearch) as index:
+                run_until_signal(lambda: follow_matches(
+                    index, req, emit, lambda msg: click.echo(f"logferry: {msg}", err=True)))
+            return
+        docs = run_search(config.opensearch, req)
+        for doc in docs:
+            emit(doc)
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python's exit-time flush of
+        # stdout from complaining about the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    if not docs and fmt == "text":
         click.echo("no matching lines", err=True)
 
 

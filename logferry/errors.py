@@ -43,6 +43,11 @@ class OpenSearchUnavailableError(LogferryError):
     """OpenSearch could not be reached, or answered with an error that is not about one document."""
 
 
+class NoIndexError(LogferryError):
+    """No index matches the logferry index pattern: nothing was indexed yet, or the prefix is
+    not the one the indexer writes."""
+
+
 class CheckpointError(LogferryError):
     """The agent's checkpoint file is unreadable or corrupt; it is never silently reset."""
 
