@@ -27,7 +27,12 @@ from typing import Any
 
 import pytest
 
-from logferry.config import load_config
+from logferry.config import Config, load_config
+from logferry.config._agent_sources import (
+    ContainerLogSettings,
+    MultilineSettings,
+    PodMetadataSettings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TOOLS = Path(os.environ.get("LOGFERRY_TOOLS_DIR", ROOT / ".tools"))
@@ -142,6 +147,23 @@ AGENT_CASES: dict[str, dict[str, Any]] = {
               "extraHostPaths": ["/var/lib/docker/containers"],
               "image": {"digest": "sha256:" + "ab" * 32},
               "priorityClassName": "", "logLevel": "debug"},
+    "containers-tuned": {
+        "containers": {
+            "format": "cri", "partialTimeoutSeconds": 2.5, "partialMaxBytes": 65536,
+            "includeNamespaces": ["team-*", "shop"], "excludeNamespaces": ["team-sandbox"],
+            "excludeAnnotation": "example.com/no-logs",
+            "multiline": {"mode": "start_pattern", "startPattern": r"\d{4}-\d{2}-\d{2}[T ]",
+                          "maxLines": 200, "maxBytes": 65536, "timeoutSeconds": 0.5}},
+        "agent": {"include": ["/var/log/syslog", "/var/log/nginx/*.log"],
+                  "multiline": {"mode": "indent", "maxLines": 50}},
+        "kubernetesMetadata": {"enabled": True, "includePodLabels": {"team": "payments"},
+                               "excludePodLabels": {"logging": "off"},
+                               "waitForPodSeconds": 0.5},
+    },
+    "files-only": {"containers": {"enabled": False},
+                   "agent": {"include": ["/var/log/syslog"],
+                             "multiline": {"mode": False}}},  # YAML's unquoted off
+    "custom-root": {"containers": {"root": "/data/kubelet/pods"}},
 }
 OS_AUTH: dict[str, Any] = {"opensearch": {
     "urls": ["https://os-0:9200", "https://os-1:9200"], "username": "logferry",
@@ -235,6 +257,38 @@ spec:
     assert proc.returncode == 1 and "selects no pod template" in proc.stdout
 
 
+# -- documentation -----------------------------------------------------------------------------
+
+def _value_paths(schema: dict[str, Any], defs: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every settable key of a chart: objects the schema closes are walked, anything else
+    (free-form maps, Kubernetes objects such as resources) is one value."""
+    ref = schema.get("$ref", "")
+    if ref:
+        if ref.endswith("/resources"):
+            return [prefix[:-1]]
+        schema = defs[ref.rsplit("/", 1)[1]]
+    props = schema.get("properties")
+    if not props or schema.get("additionalProperties") is not False:
+        return [prefix[:-1]]
+    return [path for key, sub in props.items() if prefix or key != "global"
+            for path in _value_paths(sub, defs, f"{prefix}{key}.")]
+
+
+@pytest.mark.parametrize("chart", [AGENT, INDEXER], ids=lambda c: c.name)
+def test_every_value_is_documented(chart: Path) -> None:
+    """Each value has a row in the README's tables: `a.b.c`, or `a.b.x` / `c` in one row."""
+    schema = json.loads((chart / "values.schema.json").read_text())
+    rows = [line for line in (chart / "README.md").read_text().splitlines()
+            if line.startswith("| `")]
+    missing = []
+    for path in _value_paths(schema, schema.get("definitions", {})):
+        parent, _, leaf = path.rpartition(".")
+        if not any(f"`{path}`" in row or (f"`{parent}." in row and f"`{leaf}`" in row)
+                   or (not parent and f"`{leaf}`" in row) for row in rows):
+            missing.append(path)
+    assert not missing, f"values without a row in {chart.name}/README.md: {missing}"
+
+
 # -- schema: wrong values fail at install time --------------------------------------------------
 
 @pytest.mark.parametrize(("chart", "values", "message"), [
@@ -250,6 +304,27 @@ spec:
     (AGENT, {"agent": {"startAt": "middle"}}, "/agent/startAt"),
     (AGENT, {"replicaCount": 2}, "additional properties 'replicaCount' not allowed"),
     (AGENT, {"state": {"hostPath": "relative/dir"}}, "/state/hostPath"),
+    (AGENT, {"containers": {"format": "json"}}, "/containers/format"),
+    (AGENT, {"containers": {"enabeld": False}}, "additional properties 'enabeld' not allowed"),
+    (AGENT, {"containers": {"root": "var/log/pods"}}, "/containers/root"),
+    (AGENT, {"containers": {"partialMaxBytes": 4096}}, "/containers/partialMaxBytes"),
+    (AGENT, {"containers": {"partialTimeoutSeconds": 0}}, "/containers/partialTimeoutSeconds"),
+    (AGENT, {"containers": {"excludeNamespaces": ["Kube-System"]}},
+     "/containers/excludeNamespaces/0"),
+    (AGENT, {"containers": {"includeNamespaces": [""]}}, "/containers/includeNamespaces/0"),
+    (AGENT, {"containers": {"multiline": {"mode": "regex"}}}, "/containers/multiline/mode"),
+    (AGENT, {"containers": {"multiline": {"mode": "start_pattern"}}},
+     "/containers/multiline/startPattern"),
+    (AGENT, {"agent": {"multiline": {"mode": "indent", "startPattern": "x"}}},
+     "/agent/multiline/startPattern"),
+    (AGENT, {"agent": {"multiline": {"maxLines": 0}}}, "/agent/multiline/maxLines"),
+    (AGENT, {"agent": {"include": ["relative/*.log"]}}, "/agent/include/0"),
+    (AGENT, {"kubernetesMetadata": {"includePodLabels": {"team": 1}}},
+     "/kubernetesMetadata/includePodLabels/team"),
+    # (helm's validator reports a wrong location for propertyNames; the reason is right)
+    (AGENT, {"kubernetesMetadata": {"excludePodLabels": {"": "x"}}}, "invalid propertyName ''"),
+    (AGENT, {"kubernetesMetadata": {"waitForPodSeconds": -1}},
+     "/kubernetesMetadata/waitForPodSeconds"),
 ], ids=lambda x: x.name if isinstance(x, Path) else None)
 def test_wrong_values_fail_on_schema(tools: Tools, tmp_path: Path, chart: Path,
                                      values: dict[str, Any], message: str) -> None:
@@ -270,6 +345,27 @@ def test_inconsistent_values_fail_at_render(tools: Tools, tmp_path: Path,
                                             values: dict[str, Any], message: str) -> None:
     proc = helm_template(tools, INDEXER, values, tmp_path)
     assert proc.returncode != 0
+    assert message in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"containers": {"enabled": False}},
+     "nothing to read: containers.enabled is false and agent.include is empty"),
+    # The chart's former default: with the container source on, lines would be read twice.
+    ({"agent": {"include": ["/var/log/pods/*/*/*.log"]}}, "would be shipped twice"),
+    ({"agent": {"include": ["/var/log/syslog", "/var/log/**"]}}, 'agent.include "/var/log/**"'),
+    ({"agent": {"include": ["/var/log/*/*/*/*.log"]}}, "would be shipped twice"),
+    ({"agent": {"include": ["/var/log/pods/shop_web-1_u/app/0.log"]}}, "would be shipped twice"),
+    ({"containers": {"root": "/data/pods"}, "agent": {"include": ["/data/pods/*/*/*.log*"]}},
+     "reads files under containers.root /data/pods"),
+    ({"kubernetesMetadata": {"enabled": False, "excludePodLabels": {"logging": "off"}}},
+     "excludePodLabels need kubernetesMetadata.enabled"),
+])
+def test_agent_inconsistent_values_fail_at_render(tools: Tools, tmp_path: Path,
+                                                  values: dict[str, Any], message: str) -> None:
+    proc = helm_template(tools, AGENT, values, tmp_path)
+    assert proc.returncode != 0
+    assert "values don't meet the specifications of the schema" not in proc.stderr
     assert message in proc.stderr, proc.stderr
 
 
@@ -344,10 +440,31 @@ def test_agent_host_paths(agent: Render) -> None:
     assert writable == ["state"]
 
 
-def test_agent_config(agent: Render) -> None:
+def _load(config: dict[str, Any], tmp_path: Path) -> Config:
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps(config))
+    return load_config(path)
+
+
+def test_agent_config(agent: Render, tmp_path: Path) -> None:
     rendered = agent({})
     config = rendered.config()
-    assert config["agent"]["include"] == ["/var/log/pods/*/*/*.log"]
+    # Container logs come from the container source; no plain files unless asked for.
+    assert config["agent"]["include"] == []
+    assert config["agent"]["containers"] == {
+        "enabled": True, "root": "/var/log/pods", "format": "auto", "include_namespaces": [],
+        "exclude_namespaces": [], "exclude_annotation": "logferry.io/exclude",
+        "multiline": {"mode": "off"},
+        "metadata": {"enabled": True, "include_pod_labels": {}, "exclude_pod_labels": {}}}
+    assert config["agent"]["multiline"] == {"mode": "off"}
+    # Apart from switching them on, the chart's defaults are logferry's own.
+    loaded = _load(config, tmp_path)
+    assert loaded.agent.containers == ContainerLogSettings(
+        enabled=True, metadata=PodMetadataSettings(enabled=True))
+    # Metadata off: no API access, and the agent does not try.
+    off = agent({"kubernetesMetadata": {"enabled": False}}).config()
+    assert off["agent"]["containers"]["metadata"] == {"enabled": False}
+    assert loaded.agent.multiline == MultilineSettings()
     assert config["agent"]["metrics_port"] == 9464
     state_mount = mounts(rendered.one("DaemonSet"))["state"]["mountPath"]
     assert config["agent"]["state_dir"] == state_mount
@@ -356,6 +473,55 @@ def test_agent_config(agent: Render) -> None:
     assert args[:2] == ["agent", "run"]
     config_path = args[args.index("--config") + 1]
     assert config_path.startswith(mounts(ds)["config"]["mountPath"] + "/")
+
+
+def test_agent_container_and_multiline_values(agent: Render, tmp_path: Path) -> None:
+    config = agent(AGENT_CASES["containers-tuned"]).config()
+    metadata = config["agent"]["containers"].pop("metadata")
+    assert config["agent"]["containers"] == {
+        "enabled": True, "root": "/var/log/pods", "format": "cri", "partial_timeout_s": 2.5,
+        "partial_max_bytes": 65536, "include_namespaces": ["team-*", "shop"],
+        "exclude_namespaces": ["team-sandbox"], "exclude_annotation": "example.com/no-logs",
+        "multiline": {"mode": "start_pattern", "start_pattern": r"\d{4}-\d{2}-\d{2}[T ]",
+                      "max_lines": 200, "max_bytes": 65536, "timeout_s": 0.5}}
+    assert config["agent"]["include"] == ["/var/log/syslog", "/var/log/nginx/*.log"]
+    assert config["agent"]["multiline"] == {"mode": "indent", "max_lines": 50}
+    assert metadata == {
+        "enabled": True, "include_pod_labels": {"team": "payments"},
+        "exclude_pod_labels": {"logging": "off"}, "wait_for_pod_s": 0.5}
+    config["agent"]["containers"]["metadata"] = metadata
+    loaded = _load(config, tmp_path).agent
+    assert loaded.containers.partial_timeout_s == 2.5
+    assert loaded.containers.multiline.start_pattern == r"\d{4}-\d{2}-\d{2}[T ]"
+    assert loaded.containers.exclude_namespaces == ["team-sandbox"]
+    assert loaded.multiline.mode == "indent" and loaded.multiline.max_lines == 50
+    assert loaded.multiline.max_bytes == MultilineSettings().max_bytes  # null: the default
+    assert loaded.containers.metadata.exclude_pod_labels == {"logging": "off"}
+    assert loaded.containers.metadata.wait_for_pod_s == 0.5
+
+    files = agent(AGENT_CASES["files-only"]).config()["agent"]
+    assert files["containers"]["enabled"] is False
+    assert files["include"] == ["/var/log/syslog"]
+    assert files["multiline"] == {"mode": "off"}  # an unquoted YAML off is false
+    assert files["containers"]["metadata"] == {"enabled": False}  # no container source
+
+
+def test_agent_containers_root_mount(agent: Render) -> None:
+    ds = agent(AGENT_CASES["custom-root"]).one("DaemonSet")
+    assert volumes(ds)["containers-root"]["hostPath"] == {"path": "/data/kubelet/pods",
+                                                          "type": "Directory"}
+    assert mounts(ds)["containers-root"] == {"name": "containers-root",
+                                             "mountPath": "/data/kubelet/pods",
+                                             "readOnly": True}
+    # Under the /var/log mount, or already in extraHostPaths: no second mount.
+    assert "containers-root" not in volumes(agent({}).one("DaemonSet"))
+    both = agent({"containers": {"root": "/data/pods"},
+                  "extraHostPaths": ["/data/pods"]}).one("DaemonSet")
+    assert "containers-root" not in volumes(both)
+    assert [m["mountPath"] for m in mounts(both).values()].count("/data/pods") == 1
+    off = agent({"containers": {"enabled": False, "root": "/data/pods"},
+                 "agent": {"include": ["/var/log/syslog"]}}).one("DaemonSet")
+    assert "containers-root" not in volumes(off)
 
 
 def test_agent_node_name_and_probes(agent: Render) -> None:
@@ -408,6 +574,7 @@ def test_agent_checksum_follows_config(agent: Render) -> None:
     assert checksum(agent({}).one("DaemonSet")) == base
     assert checksum(agent({"kafka": {"topic": "other.logs"}}).one("DaemonSet")) != base
     assert checksum(agent({"agent": {"startAt": "end"}}).one("DaemonSet")) != base
+    assert checksum(agent({"containers": {"excludeNamespaces": ["x"]}}).one("DaemonSet")) != base
     # Values that do not reach the config file do not roll the pods.
     assert checksum(agent({"podLabels": {"team": "x"}}).one("DaemonSet")) == base
 
@@ -611,6 +778,13 @@ def render_notes(tools: Tools, chart: Path, values: dict[str, Any], tmp_path: Pa
 def test_notes(tools: Tools, tmp_path: Path) -> None:
     agent_notes = render_notes(tools, AGENT, {}, tmp_path / "a")
     assert "Next steps:" in agent_notes
+    assert "reads the container logs under /var/log/pods (all namespaces), and produces" \
+        in agent_notes
+    mixed = render_notes(tools, AGENT, AGENT_CASES["containers-tuned"], tmp_path / "e")
+    assert ("reads the container logs under /var/log/pods (namespaces team-*, shop except "
+            "team-sandbox) and the files /var/log/syslog, /var/log/nginx/*.log, and") in mixed
+    files = render_notes(tools, AGENT, AGENT_CASES["files-only"], tmp_path / "f")
+    assert "reads the files /var/log/syslog, and produces" in files
     assert "kubectl -n logging rollout status daemonset/lf-logferry-agent" in agent_notes
     assert "kafka.brokers is still the chart default" in agent_notes
     off = render_notes(tools, AGENT, {"kubernetesMetadata": {"enabled": False},

@@ -57,6 +57,16 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- define "logferry-agent.kafkaTlsDir" -}}/etc/logferry/kafka-tls{{- end -}}
 {{- define "logferry-agent.stateDir" -}}/var/lib/logferry/agent{{- end -}}
 
+{{/* containers.root when it needs a mount of its own (not under the /var/log mount and not
+     in extraHostPaths); empty otherwise. */}}
+{{- define "logferry-agent.containersRootMount" -}}
+{{- $c := .Values.containers -}}
+{{- $root := trimSuffix "/" $c.root -}}
+{{- if and $c.enabled (not (hasPrefix "/var/log/" (printf "%s/" $root))) (not (has $root .Values.extraHostPaths)) -}}
+{{- $root -}}
+{{- end -}}
+{{- end -}}
+
 {{/* Kafka security protocol from tls.enabled and sasl.enabled ---------------------------- */}}
 {{- define "logferry-agent.kafkaProtocol" -}}
 {{- $k := .Values.kafka -}}
@@ -82,6 +92,53 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- if and $k.tls.enabled (or $k.tls.certKey $k.tls.keyKey) (not $k.tls.existingSecret) -}}
 {{- fail "kafka.tls.certKey/keyKey need kafka.tls.existingSecret" -}}
 {{- end -}}
+{{- $c := .Values.containers -}}
+{{- if and (not $c.enabled) (not .Values.agent.include) -}}
+{{- fail "nothing to read: containers.enabled is false and agent.include is empty" -}}
+{{- end -}}
+{{- if $c.enabled -}}
+{{- /* A glob of agent.include that matches a container log file (tested on a sample path,
+       the glob turned into a regex) would read it a second time as a plain file. */ -}}
+{{- $root := printf "%s/" (trimSuffix "/" $c.root) -}}
+{{- $sample := printf "%sns_pod-0_0b5a7c3e-0000-4000-8000-000000000000/app/0.log" $root -}}
+{{- range .Values.agent.include -}}
+{{- $re := regexQuoteMeta . | replace "\\*\\*" ".*" | replace "\\*" "[^/]*" | replace "\\?" "[^/]" -}}
+{{- if or (hasPrefix $root .) (regexMatch (printf "^%s$" $re) $sample) -}}
+{{- fail (printf "agent.include %q reads files under containers.root %s, which containers.enabled already reads: every line would be shipped twice (and the raw CRI/docker line could be indexed instead of the parsed one); remove it from agent.include" . $c.root) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- $meta := .Values.kubernetesMetadata -}}
+{{- if and (not $meta.enabled) (or $meta.includePodLabels $meta.excludePodLabels) -}}
+{{- fail "kubernetesMetadata.includePodLabels/excludePodLabels need kubernetesMetadata.enabled: pod labels come from the API server" -}}
+{{- end -}}
+{{- range $name, $m := dict "agent.multiline" .Values.agent.multiline "containers.multiline" $c.multiline -}}
+{{- if and (eq (toString $m.mode) "start_pattern") (not $m.startPattern) -}}
+{{- fail (printf "%s.mode is start_pattern: set %s.startPattern" $name $name) -}}
+{{- end -}}
+{{- if and (eq (toString $m.mode) "indent") $m.startPattern -}}
+{{- fail (printf "%s.startPattern is set but mode is indent: use mode start_pattern, or drop startPattern" $name) -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A multiline section (agent.multiline, containers.multiline) as logferry's JSON: unset
+     bounds keep logferry's defaults; mode false is "off" (YAML reads an unquoted off as false). */}}
+{{- define "logferry-agent.multiline" -}}
+{{- $mode := .mode -}}
+{{- if or (kindIs "invalid" $mode) (kindIs "bool" $mode) -}}{{- $mode = "off" -}}{{- end -}}
+{{- $out := dict "mode" $mode -}}
+{{- if .startPattern -}}
+{{- $_ := set $out "start_pattern" .startPattern -}}
+{{- end -}}
+{{- $optional := dict "maxLines" "max_lines" "maxBytes" "max_bytes" "timeoutSeconds" "timeout_s" -}}
+{{- range $key, $field := $optional -}}
+{{- $v := index $ $key -}}
+{{- if not (kindIs "invalid" $v) -}}
+{{- $_ := set $out $field $v -}}
+{{- end -}}
+{{- end -}}
+{{- toJson $out -}}
 {{- end -}}
 
 {{/* The logferry config file (JSON), rendered from values. Only keys that exist in
@@ -120,6 +177,29 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $_ := set $agent $field $v -}}
 {{- end -}}
 {{- end -}}
+{{- $_ := set $agent "multiline" (include "logferry-agent.multiline" $a.multiline | fromJson) -}}
+{{- $c := .Values.containers -}}
+{{- $containers := dict "enabled" $c.enabled "root" $c.root "format" $c.format
+      "include_namespaces" $c.includeNamespaces "exclude_namespaces" $c.excludeNamespaces
+      "exclude_annotation" $c.excludeAnnotation
+      "multiline" (include "logferry-agent.multiline" $c.multiline | fromJson) -}}
+{{- if not (kindIs "invalid" $c.partialTimeoutSeconds) -}}
+{{- $_ := set $containers "partial_timeout_s" $c.partialTimeoutSeconds -}}
+{{- end -}}
+{{- if not (kindIs "invalid" $c.partialMaxBytes) -}}
+{{- $_ := set $containers "partial_max_bytes" $c.partialMaxBytes -}}
+{{- end -}}
+{{- $m := .Values.kubernetesMetadata -}}
+{{- $metadata := dict "enabled" (and $c.enabled $m.enabled) -}}
+{{- if and $c.enabled $m.enabled -}}
+{{- $_ := set $metadata "include_pod_labels" ($m.includePodLabels | default dict) -}}
+{{- $_ := set $metadata "exclude_pod_labels" ($m.excludePodLabels | default dict) -}}
+{{- if not (kindIs "invalid" $m.waitForPodSeconds) -}}
+{{- $_ := set $metadata "wait_for_pod_s" $m.waitForPodSeconds -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $containers "metadata" $metadata -}}
+{{- $_ := set $agent "containers" $containers -}}
 {{- $config := dict "kafka" $kafka "agent" $agent "log_level" .Values.logLevel -}}
 {{- toPrettyJson $config -}}
 {{- end -}}
