@@ -332,18 +332,12 @@ class Agent:
         key = tailer.key
         partition = self.sink.partition_for(key)
         generation = tailer.generation
-        batch = self.sink.new_batch()
-        count = 0
-        commit = 0
-        for value, next_commit in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:
-                await self._send_batch(tailer, batch, partition, commit, count, generation)
-                batch = self.sink.new_batch()
-                count = 0
-                batch.append(key=key, value=value, timestamp=None)
-            count += 1
-            commit = next_commit
-        await self._send_batch(tailer, batch, partition, commit, count, generation)
+        i = 0
+        while i < len(records) and tailer.generation == generation:
+            batch = self.sink.new_batch()
+            taken, commit = self.sink.fill(batch, key, records, i)
+            await self._send_batch(tailer, batch, partition, commit, taken, generation)
+            i += taken
 
     async def _send_batch(self, tailer: FileTailer, batch: object, partition: int,
                           end: int, count: int, generation: int) -> None:

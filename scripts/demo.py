@@ -37,7 +37,8 @@ def count(prefix: str) -> int:
 
 def write_samples(logs: Path, n_per_file: int) -> int:
     rng = random.Random(7)
-    pods = logs / "pods" / "shop_checkout-7d9f_0a1b2c3d" / "api"
+    # A Kubernetes node's layout: /var/log/pods/<namespace>_<pod>_<uid>/<container>/<n>.log
+    pods = logs / "pods" / "shop_checkout-7d9f_0a1b2c3d-1111-2222-3333-444455556666" / "api"
     pods.mkdir(parents=True, exist_ok=True)
     users = ["ada", "grace", "linus", "barbara"]
     written = 0
@@ -47,8 +48,10 @@ def write_samples(logs: Path, n_per_file: int) -> int:
             web.write(f'127.0.0.1 - - [25/Nov/2026:10:{i // 60 % 60:02d}:{i % 60:02d} +0000] '
                       f'"GET /cart/{i} HTTP/1.1" {status} {rng.randint(100, 5000)}\n')
             level = "error" if status == 500 else "info"
-            api.write(json.dumps({"level": level, "msg": f"checkout step {i}",
-                                  "user": rng.choice(users), "status": status}) + "\n")
+            ts = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{i:09d}Z"
+            line = json.dumps({"level": level, "msg": f"checkout step {i}",
+                               "user": rng.choice(users), "status": status})
+            api.write(f"{ts} stdout F {line}\n")  # CRI format, as containerd writes it
             written += 2
     return written
 
@@ -63,9 +66,11 @@ def main() -> None:
     config.write_text(
         f'[kafka]\nbrokers = ["127.0.0.1:9092"]\ntopic = "logferry.demo.{run_id}"\n\n'
         f'[opensearch]\nurls = ["{OPENSEARCH}"]\nindex_prefix = "{prefix}"\n\n'
-        f'[agent]\ninclude = ["{logs}/**/*.log"]\nstate_dir = "{WORK}/agent-state-{run_id}"\n'
+        f'[agent]\ninclude = ["{logs}/*.log"]\nstate_dir = "{WORK}/agent-state-{run_id}"\n'
         f"scan_interval_s = 0.5\n\n"
-        f'[indexer]\ngroup_id = "logferry-demo-{run_id}"\nflush_interval_s = 0.5\n'
+        f'[agent.containers]\nenabled = true\nroot = "{logs}/pods"\n\n'
+        f'[indexer]\ngroup_id = "logferry-demo-{run_id}"\nflush_interval_s = 0.5\n\n'
+        f'[indexer.processing]\npresets = ["nginx_access"]\n'
     )
     print(f"\nconfig: {config}\n{config.read_text()}")
     expected = write_samples(logs, 2000)
@@ -96,9 +101,9 @@ def main() -> None:
         for proc in (agent, indexer):
             proc.wait(30)
     cfg = ["--config", str(config)]
-    sh("search", "error", "--limit", "5", *cfg)
+    sh("search", "--level", "error", "--namespace", "shop", "--limit", "5", *cfg)
     sh("search", '"GET /cart/42"', "--limit", "3", *cfg)
-    sh("search", "--since", "1h", "--limit", "3", "--json", *cfg)
+    sh("search", "--since", "1h", "--limit", "2", "--output", "json", *cfg)
     print("\nThe dev stack is still running: try `logferry search --help`, "
           f"`logferry search 'checkout' --config {config}`; stop it with `logferry dev down`.")
 

@@ -58,6 +58,32 @@ class KafkaSink:
     def new_batch(self) -> Any:
         return self._producer.create_batch()
 
+    @staticmethod
+    def fill(batch: Any, key: bytes, records: list[tuple[bytes, int]], start: int
+             ) -> tuple[int, int]:
+        """Append ``records[start:]`` to ``batch`` until it is full.
+
+        Returns how many were taken and the commit offset of the last one. This is the agent's
+        hottest loop, so it calls aiokafka's C record-batch builder directly instead of going
+        through ``BatchBuilder.append`` (two Python frames per line); aiokafka is pinned, and
+        tests/unit/test_kafka_fill.py checks the result against the public API.
+        """
+        append = batch._builder.append
+        rel = batch._relative_offset
+        no_headers: list[tuple[str, bytes | None]] = []
+        i = start
+        n = len(records)
+        commit = 0
+        while i < n:
+            value, next_commit = records[i]
+            if append(rel, None, key, value, no_headers) is None:
+                break  # full (the first record of a batch always fits)
+            rel += 1
+            commit = next_commit
+            i += 1
+        batch._relative_offset = rel
+        return i - start, commit
+
     async def send(self, batch: Any, partition: int) -> asyncio.Future[Any]:
         batch.close()
         fut: asyncio.Future[Any] = await self._producer.send_batch(
