@@ -1,0 +1,436 @@
+"""Indexer benchmark: Kafka -> OpenSearch, the logferry indexer against a raw bulk loader (the
+node's ceiling) and a naive consumer written the usual way, on the same topic in one run.
+
+Run: ``python -m benchmarks.indexer.bench [--records N]`` (default 200,000). One 3-partition
+topic is filled once with N wire records; each loader then reads all of it into its own fresh
+index prefix (same index template, so the same mapping and refresh interval for all three)
+and the index must hold exactly N documents afterwards. Each loader is a separate process: CPU
+from ``wait4``, peak RSS from VmHWM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import itertools
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from benchmarks._data import FastRandom, json_line, plain_line
+from benchmarks._harness import (
+    PYTHON,
+    RESULTS_DIR,
+    Child,
+    CpuMeter,
+    Endpoints,
+    KafkaTool,
+    Usage,
+    bench_stack,
+    load1,
+    machine,
+    num,
+    quiet_client_logs,
+    table,
+    times,
+    wait_until,
+    write_results,
+)
+
+FILES = 24           # distinct source files (fid) in the generated records
+DAY = "2025-01-15"   # every record's date: one daily index per loader
+
+RAW = "raw _bulk loader (ceiling)"
+NAIVE = "naive consumer (streaming_bulk)"
+LOGFERRY = "logferry indexer"
+
+
+# -- the topic ---------------------------------------------------------------------------------
+
+def generate_records(n: int, seed: int = 42) -> list[tuple[int, bytes, bytes]]:
+    """(partition, key, value) of ``n`` wire records: half JSON application log lines, half
+    plain/nginx lines, 100-600 bytes, from FILES files with distinct fid and byte offsets."""
+    from logferry.wire import LogRecord, encode
+
+    rng = FastRandom(seed)
+    apps = ("checkout", "orders", "payments", "nginx", "auth", "inventory")
+    fids = [f"803:{0x1a2b00 + i:x}:{rng.getrandbits(64):016x}" for i in range(FILES)]
+    paths = [f"/var/log/{apps[i % 6]}/{apps[i % 6]}-{i}.log" for i in range(FILES)]
+    hosts = [f"node-{i % 4}" for i in range(FILES)]
+    offsets = [0] * FILES
+    out: list[tuple[int, bytes, bytes]] = []
+    t_us = 10 * 3600 * 10**6
+    for k in range(n):
+        i = k % FILES
+        t_us += rng.randint(1, 200)
+        secs, us = divmod(t_us, 10**6)
+        hh, rem = divmod(secs % 86400, 3600)
+        ts = f"{DAY}T{hh:02d}:{rem // 60:02d}:{rem % 60:02d}.{us:06d}Z"
+        target = rng.randint(100, 600)
+        line = json_line(rng, ts, target) if k % 2 == 0 else plain_line(rng, ts, target)
+        rec = LogRecord(ts=ts, host=hosts[i], kind="file", path=paths[i], fid=fids[i],
+                        off=offsets[i], line=line)
+        offsets[i] += len(line.encode()) + 1
+        out.append((i % 3, fids[i].encode(), encode(rec)))
+    return out
+
+
+async def _produce(brokers: str, topic: str, records: list[tuple[int, bytes, bytes]]) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    producer = AIOKafkaProducer(bootstrap_servers=brokers, acks="all", compression_type="zstd",
+                                linger_ms=20, max_batch_size=1024 * 1024,
+                                max_request_size=4 * 1024 * 1024)
+    await producer.start()
+    try:
+        by_partition: dict[int, list[tuple[bytes, bytes]]] = {}
+        for partition, key, value in records:
+            by_partition.setdefault(partition, []).append((key, value))
+        futures = []
+        for partition, items in by_partition.items():
+            batch = producer.create_batch()
+            for key, value in items:
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    batch.close()
+                    futures.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=key, value=value, timestamp=None)
+            batch.close()
+            futures.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+def fill_topic(ep: Endpoints, kafka: KafkaTool, topic: str,
+               records: list[tuple[int, bytes, bytes]]) -> dict[str, Any]:
+    n = len(records)
+    t1 = time.monotonic()
+    kafka.create_topic(topic)
+    asyncio.run(_produce(ep.brokers, topic, records))
+    count = kafka.count(topic)
+    if count != n:
+        raise RuntimeError(f"topic {topic} holds {count} records after filling, expected {n}")
+    value_bytes = sum(len(v) for _, _, v in records)
+    print(f"  topic {topic}: {n:,} records, {value_bytes / 2**20:.1f} MiB of values "
+          f"(produced in {time.monotonic() - t1:.1f}s)", flush=True)
+    return {"topic": topic, "records": n, "value_mib": round(value_bytes / 2**20, 1)}
+
+
+# -- OpenSearch helpers ------------------------------------------------------------------------
+
+def _client(url: str) -> Any:
+    from opensearchpy import OpenSearch
+
+    return OpenSearch(hosts=[url], timeout=120)
+
+
+def install_template(url: str, prefix: str) -> None:
+    """The same index template the logferry indexer installs for its own prefix."""
+    from indexer.sinks.template import index_template
+    from logferry.config import OpenSearchSettings
+
+    body = index_template(OpenSearchSettings(urls=[url], index_prefix=prefix))
+    client = _client(url)
+    try:
+        client.indices.put_index_template(name=prefix, body=body)
+    finally:
+        client.close()
+
+
+def count_docs(url: str, prefix: str) -> int:
+    params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+    client = _client(url)
+    try:
+        client.indices.refresh(index=f"{prefix}-*", params=params)
+        return int(client.count(index=f"{prefix}-*", params=params)["count"])
+    finally:
+        client.close()
+
+
+def drop_prefix(url: str, prefix: str) -> None:
+    client = _client(url)
+    try:
+        with contextlib.suppress(Exception):
+            client.indices.delete(index=f"{prefix}-*",
+                                  params={"ignore_unavailable": "true",
+                                          "allow_no_indices": "true"})
+        with contextlib.suppress(Exception):
+            client.indices.delete_index_template(name=prefix)
+    finally:
+        client.close()
+
+
+WARM_WINDOW_BODIES = 10     # 50,000 documents per measured warm-up window
+WARM_MIN_DOCS = 150_000     # a cold node is still speeding up after 100,000
+WARM_MAX_S = 90.0
+
+
+def warm_up(url: str, prefix: str, values: list[bytes]) -> list[float]:
+    """Bulk-load throwaway indices (the raw loader's bodies, fresh ids in each pass) until the
+    node's rate is stable: a cold JVM indexes at half speed for the first ~100-200k documents,
+    which would penalise whichever loader runs first. Returns the docs/s of each window."""
+    from benchmarks.indexer.raw_loader import build_bodies, post_all
+
+    install_template(url, prefix)
+
+    def bodies() -> Iterator[bytes]:  # endless: each pass writes a new index, so ids are new
+        for run in itertools.count():
+            yield from build_bodies(values, f"{prefix}-p{run}")
+
+    stream = bodies()
+    rates: list[float] = []
+    t_start = time.monotonic()
+    done = 0
+    try:
+        while True:
+            window = list(itertools.islice(stream, WARM_WINDOW_BODIES))
+            t0 = time.monotonic()
+            created, failed, reasons = asyncio.run(post_all(url, window))
+            if failed:
+                raise RuntimeError(f"warm-up bulk failed: {reasons}")
+            rates.append(created / (time.monotonic() - t0))
+            done += created
+            stable = (len(rates) >= 2 and done >= WARM_MIN_DOCS
+                      and abs(rates[-1] - rates[-2]) <= 0.1 * rates[-2])
+            if stable or time.monotonic() - t_start > WARM_MAX_S:
+                return rates
+    finally:
+        drop_prefix(url, prefix)
+
+
+# -- the loaders -------------------------------------------------------------------------------
+
+def _result(name: str, n: int, wall_s: float, cpu_s: float, usage: Usage, docs_in_index: int,
+            **extra: Any) -> dict[str, Any]:
+    return {"loader": name, "measured": True, "docs": n, "wall_s": round(wall_s, 3),
+            "docs_per_s": n / wall_s, "cpu_s": round(cpu_s, 3),
+            "peak_rss_mib": round(usage.peak_rss_mib, 1),
+            "ru_maxrss_mib": round(usage.ru_maxrss_mib, 1), "docs_in_index": docs_in_index,
+            "count_ok": docs_in_index == n, **extra}
+
+
+def _not_measured(name: str, reason: str) -> dict[str, Any]:
+    print(f"  {name}: not measured: {reason}", flush=True)
+    return {"loader": name, "measured": False, "reason": reason}
+
+
+def run_raw(ep: Endpoints, topic: str, n: int, prefix: str, work: Path) -> dict[str, Any]:
+    install_template(ep.opensearch_url, prefix)
+    result_file = work / "raw-result.json"
+    load = load1()
+    meter = CpuMeter(ep.pids)
+    child = Child([PYTHON, "-m", "benchmarks.indexer.raw_loader", "--brokers", ep.brokers,
+                   "--topic", topic, "--url", ep.opensearch_url, "--prefix", prefix,
+                   "--records", str(n), "--result", str(result_file), "--service-pids",
+                   ",".join(f"{k}={v}" for k, v in ep.pids.items())], work / "raw.log")
+    usage = child.wait(max(600.0, n / 200))
+    if usage.returncode != 0 or not result_file.exists():
+        return _not_measured(RAW, f"exited {usage.returncode}: {child.log_tail(5)}")
+    res = orjson.loads(result_file.read_bytes())
+    docs = count_docs(ep.opensearch_url, prefix)
+    meter.stop(usage.cpu_s)
+    return _result(RAW, n, res["post_s"], res["cpu_post_s"], usage, docs, cpu=res["cpu"],
+                   loadavg_1m_before=load, failed_items=res["failed"],
+                   failures=res["failures"], prebuild_s=round(res["read_s"] + res["build_s"], 2),
+                   body_mib=round(res["body_mib"], 1),
+                   timed="POST phase only (bodies pre-built); CPU s = that phase",
+                   process_cpu_s=round(usage.cpu_s, 2))
+
+
+def run_naive(ep: Endpoints, topic: str, n: int, prefix: str, group: str,
+              work: Path) -> dict[str, Any]:
+    install_template(ep.opensearch_url, prefix)
+    load = load1()
+    meter = CpuMeter(ep.pids)
+    child = Child([PYTHON, "-m", "benchmarks.indexer.naive_consumer", "--brokers", ep.brokers,
+                   "--topic", topic, "--group", group, "--url", ep.opensearch_url,
+                   "--prefix", prefix, "--records", str(n)], work / "naive.log")
+    usage = child.wait(max(600.0, n / 100))
+    if usage.returncode != 0:
+        return _not_measured(NAIVE, f"exited {usage.returncode}: {child.log_tail(5)}")
+    docs = count_docs(ep.opensearch_url, prefix)
+    return _result(NAIVE, n, usage.wall_s, usage.cpu_s, usage, docs,
+                   cpu=meter.stop(usage.cpu_s), loadavg_1m_before=load,
+                   timed="process start -> exit after N docs indexed and committed")
+
+
+def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: str,
+                 group: str, dead_letter: str, work: Path) -> dict[str, Any]:
+    conf = work / "indexer.json"
+    conf.write_bytes(orjson.dumps({
+        "log_level": "info",
+        "kafka": {"brokers": [ep.brokers], "topic": topic},
+        "opensearch": {"urls": [ep.opensearch_url], "index_prefix": prefix},
+        "indexer": {"group_id": group, "dead_letter_topic": dead_letter},
+    }))
+    end = kafka.end_offsets(topic)
+    load = load1()
+    meter = CpuMeter(ep.pids)
+    child = Child([PYTHON, "-m", "logferry.cli", "indexer", "run", "--config", str(conf)],
+                  work / "logferry-indexer.log")
+
+    def _committed_all() -> bool:
+        committed = kafka.committed(group)
+        return all(committed.get(tp, -1) >= off for tp, off in end.items())
+
+    done = wait_until(_committed_all, max(600.0, n / 100), 0.2, child)
+    usage = child.stop()
+    if done is None:
+        return _not_measured(LOGFERRY, f"offsets never fully committed (exit "
+                                       f"{usage.returncode}): {child.log_tail(8)}")
+    docs = count_docs(ep.opensearch_url, prefix)
+    dead = kafka.count(dead_letter) if kafka.partitions(dead_letter) else 0
+    return _result(LOGFERRY, n, done, usage.cpu_s, usage, docs,
+                   cpu=meter.stop(usage.cpu_s), loadavg_1m_before=load,
+                   dead_lettered=dead, exit_code=usage.returncode,
+                   timed="process start -> group's committed offsets == topic end offsets")
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+def run(ep: Endpoints, records: int) -> dict[str, Any]:
+    tag = uuid.uuid4().hex[:8]
+    topic = f"bench-indexer-{tag}"
+    dead_letter = f"bench-indexer-dlq-{tag}"
+    prefixes = {"raw": f"bench-raw-{tag}", "naive": f"bench-naive-{tag}",
+                "logferry": f"bench-logferry-{tag}", "warm": f"bench-warm-{tag}"}
+    results: dict[str, Any] = {"benchmark": "indexer", "records": records,
+                               "brokers": ep.brokers, "opensearch": ep.opensearch_url,
+                               "machine": machine(), "loaders": []}
+    with tempfile.TemporaryDirectory(prefix="logferry-bench-indexer-") as tmp, \
+            KafkaTool(ep.brokers) as kafka:
+        work = Path(tmp)
+        try:
+            print("indexer bench: filling the topic ...", flush=True)
+            generated = generate_records(records)
+            results["topic"] = fill_topic(ep, kafka, topic, generated)
+            print("indexer bench: warming up OpenSearch ...", flush=True)
+            rates = warm_up(ep.opensearch_url, prefixes["warm"], [v for _, _, v in generated])
+            del generated
+            results["warm_up_docs_per_s"] = [round(r) for r in rates]
+            print(f"  docs/s per {WARM_WINDOW_BODIES * 5000:,}-doc window: "
+                  f"{', '.join(f'{r:,.0f}' for r in rates)}", flush=True)
+            runs: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
+                ("raw", lambda: run_raw(ep, topic, records, prefixes["raw"], work)),
+                ("naive", lambda: run_naive(ep, topic, records, prefixes["naive"],
+                                            f"bench-naive-{tag}", work)),
+                ("logferry", lambda: run_logferry(ep, kafka, topic, records,
+                                                  prefixes["logferry"], f"bench-lf-{tag}",
+                                                  dead_letter, work)),
+            )
+            for name, runner in runs:
+                print(f"indexer bench: {name} ...", flush=True)
+                res = runner()
+                if res.get("measured"):
+                    print(f"  {res['wall_s']:.2f}s, {res['docs_per_s']:,.0f} docs/s, "
+                          f"CPU {res['cpu_s']:.2f}s, index holds {res['docs_in_index']:,}",
+                          flush=True)
+                results["loaders"].append(res)
+                _settle(ep.opensearch_url)
+        finally:
+            for prefix in prefixes.values():
+                drop_prefix(ep.opensearch_url, prefix)
+            kafka.delete_topics([topic, dead_letter])
+            _keep_logs(work)
+    results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    _add_ratios(results["loaders"])
+    results["results_file"] = str(write_results("indexer", results))
+    return results
+
+
+def _settle(url: str, timeout_s: float = 30.0) -> None:
+    """Wait (bounded) until the node has no merges running, so one loader's background work
+    does not land in the next loader's time."""
+    client = _client(url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            stats = client.nodes.stats(metric="indices", params={"filter_path":
+                                                                 "nodes.*.indices.merges"})
+            current = sum(n["indices"]["merges"]["current"]
+                          for n in stats.get("nodes", {}).values())
+            if current == 0:
+                return
+            time.sleep(0.5)
+    except Exception:  # noqa: BLE001 - settling is best effort
+        return
+    finally:
+        client.close()
+
+
+def _keep_logs(work: Path) -> None:
+    dest = RESULTS_DIR / "logs" / "indexer"
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in work.glob("*.log"):
+        with contextlib.suppress(OSError):
+            shutil.copyfile(log, dest / log.name)
+
+
+def _add_ratios(loaders: list[dict[str, Any]]) -> None:
+    by = {r["loader"]: r for r in loaders if r.get("measured")}
+    raw = by.get(RAW, {}).get("docs_per_s")
+    naive = by.get(NAIVE, {}).get("docs_per_s")
+    for r in by.values():
+        r["ratio_to_raw"] = r["docs_per_s"] / raw if raw else None
+        r["ratio_to_naive"] = r["docs_per_s"] / naive if naive else None
+
+
+def format_results(results: dict[str, Any]) -> str:
+    topic = results.get("topic") or {}
+    head = (f"INDEXER: {results['records']:,} wire records ({topic.get('value_mib', '?')} MiB) "
+            f"from one 3-partition topic -> OpenSearch {results['opensearch']}, fresh index "
+            f"per loader, same template; {results['machine']['cpus']} CPUs, load avg "
+            f"{results['machine']['loadavg'][0]:.2f} at start")
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    for r in results["loaders"]:
+        if not r.get("measured"):
+            rows.append([r["loader"], "-", "-", "-", "-", "-", "-", "-", "-", "-",
+                         "not measured"])
+            notes.append(f"  {r['loader']}: not measured: {r['reason']}")
+            continue
+        check = "ok" if r["count_ok"] else f"{r['docs_in_index']:,} != N"
+        cpu = r.get("cpu") or {}
+        rows.append([r["loader"], num(r["docs"]), num(r["wall_s"], 2), num(r["docs_per_s"]),
+                     num(r["cpu_s"], 2), num(r["peak_rss_mib"], 1),
+                     times(r.get("ratio_to_raw")), times(r.get("ratio_to_naive")),
+                     num(cpu.get("services_cpu_s", {}).get("opensearch"), 1),
+                     num(cpu.get("other_cores"), 2), check])
+    out = [head, table(["loader", "docs", "wall s", "docs/s", "CPU s", "peak RSS MiB",
+                        "ratio to raw", "ratio to naive", "OpenSearch CPU s", "others' cores",
+                        "index count"], rows)]
+    for r in results["loaders"]:
+        if r.get("measured") and r["loader"] == RAW:
+            out.append(f"  raw: timed the POST phase only; {r['body_mib']} MiB of NDJSON "
+                       f"pre-built in {r['prebuild_s']}s; its RSS holds all bodies")
+        if r.get("measured") and r.get("dead_lettered"):
+            out.append(f"  {r['loader']}: {r['dead_lettered']:,} records dead-lettered")
+    out.extend(notes)
+    out.append(f"results: {results['results_file']}")
+    return "\n".join(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.indexer.bench",
+                                     description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--records", type=int, default=200_000,
+                        help="wire records in the topic (default 200,000)")
+    args = parser.parse_args(argv)
+    quiet_client_logs()
+    with bench_stack() as ep:
+        results = run(ep, args.records)
+    print()
+    print(format_results(results))
+
+
+if __name__ == "__main__":
+    main()
