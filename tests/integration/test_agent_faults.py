@@ -261,3 +261,22 @@ def test_kafka_down_pauses_reading_with_bounded_memory_and_loses_nothing(
     records = read_topic(brokers, names["topic"], 301_000, timeout_s=120)
     origins, _ = _by_origin(records)
     assert {off: line for (_, off), line in origins.items()} == line_offsets(path.read_bytes())
+
+
+def test_file_deleted_while_being_read_is_finished_then_released(
+        tmp_path: Path, brokers: str, names: dict[str, str], run_service) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.log"
+    path.write_text("".join(f"doomed {n:06d} {'d' * 150}\n" for n in range(100_000)))
+    expected = line_offsets(path.read_bytes())
+    # Small chunks and a small per-file budget: the agent is still reading when we delete.
+    config = _config(tmp_path, brokers, names["topic"], [str(path)], read_chunk_bytes=65536,
+                     max_inflight_bytes_per_file=65536, max_line_bytes=65536)
+    agent = run_service("agent", "run", "--config", str(config), name="agent")
+    wait_for(lambda: 0 < _checkpoint_offsets(tmp_path).get(str(path), 0) < len(expected) * 150,
+             60, "reading under way", interval_s=0.05)
+    path.unlink()
+    records = read_topic(brokers, names["topic"], len(expected), timeout_s=120)
+    origins, _ = _by_origin(records)
+    assert {off: line for (_, off), line in origins.items()} == expected
+    wait_for(lambda: "released file" in agent.log(), 30, "the handle to be released")
+    assert agent.stop() == 0, agent.log()
