@@ -40,8 +40,9 @@ test: lint
 bench: install
 	$(BIN)/python -m benchmarks
 
+# The crash/outage/rotation tests on real services (the scenario table is still to come).
 faults: install
-	$(BIN)/pytest tests/faults -q
+	$(BIN)/pytest tests/integration/test_agent_faults.py tests/integration/test_indexer.py -q
 
 dev-up: install
 	$(BIN)/logferry dev up
