@@ -6,6 +6,9 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
+import orjson
+from opensearchpy.serializer import JSONSerializer
+
 from logferry.config import OpenSearchSettings
 
 # Field names follow the Elastic Common Schema where one exists (documented in the README).
@@ -29,8 +32,22 @@ def index_pattern(settings: OpenSearchSettings) -> str:
     return f"{settings.index_prefix}-*"
 
 
+class OrjsonSerializer(JSONSerializer):
+    """opensearch-py parses every bulk response (one item per document) with the stdlib json;
+    orjson does it several times faster."""
+
+    def loads(self, s: str | bytes) -> Any:
+        return orjson.loads(s)
+
+    def dumps(self, data: Any) -> Any:
+        if isinstance(data, str | bytes):
+            return data
+        return orjson.dumps(data, default=self.default).decode()
+
+
 def client_kwargs(settings: OpenSearchSettings) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
+        "serializer": OrjsonSerializer(),
         "hosts": list(settings.urls),
         "timeout": settings.request_timeout_s,
         "http_compress": settings.compress_requests,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -123,18 +124,23 @@ def decode(raw: bytes) -> LogRecord:
     version = obj.get("v")
     if version != WIRE_VERSION:
         raise WireFormatError(f"unsupported wire version {version!r} (expected {WIRE_VERSION})")
-    for name, typ in _REQUIRED:
-        value = obj.get(name)
-        if not isinstance(value, typ) or isinstance(value, bool):
-            raise WireFormatError(f"field {name!r} missing or not {typ.__name__}")
-    flags = obj.get("flags") or []
-    k8s = obj.get("k8s")
-    stream = obj.get("stream")
-    if not isinstance(flags, list) or (k8s is not None and not isinstance(k8s, dict)):
+    get: Callable[[str], Any] = obj.get
+    ts, host, kind, path, fid, off, line = (get("ts"), get("host"), get("kind"), get("path"),
+                                            get("fid"), get("off"), get("line"))
+    # Exact type checks (bool is not an int offset); the slow loop only names the culprit.
+    if not (type(ts) is str and type(host) is str and type(kind) is str
+            and type(path) is str and type(fid) is str and type(off) is int
+            and type(line) is str):
+        for name, typ in _REQUIRED:
+            if type(get(name)) is not typ:
+                raise WireFormatError(f"field {name!r} missing or not {typ.__name__}")
+    flags = get("flags") or []
+    k8s = get("k8s")
+    stream = get("stream")
+    if type(flags) is not list or (k8s is not None and type(k8s) is not dict):
         raise WireFormatError("field 'flags' must be a list and 'k8s' an object")
-    return LogRecord(ts=obj["ts"], host=obj["host"], kind=obj["kind"], path=obj["path"],
-                     fid=obj["fid"], off=obj["off"], line=obj["line"], flags=flags, k8s=k8s,
-                     stream=stream if isinstance(stream, str) else None)
+    return LogRecord(ts, host, kind, path, fid, off, line, flags, k8s,
+                     stream if type(stream) is str else None)
 
 
 def origin_id(fid: str, off: int) -> str:
