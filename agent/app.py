@@ -63,6 +63,7 @@ class Agent:
         self._saved: dict[tuple[int, int], FileCheckpoint] = {}
         self._first_start = False
         self._wake = asyncio.Event()
+        self._rescan = asyncio.Event()
         self._acked = asyncio.Event()
         self._connected = False
         self._telemetry: TelemetryServer | None = None
@@ -87,7 +88,7 @@ class Agent:
             await self._telemetry.start()
         roots = self.discovery.watch_roots() + (
             self.pod_discovery.watch_roots() if self.pod_discovery else [])
-        watcher = Watcher(sorted(set(roots)), self._wake)
+        watcher = Watcher(sorted(set(roots)), self._wake, self._rescan)
         watcher.start(asyncio.get_running_loop())
         try:
             async with asyncio.TaskGroup() as tg:
@@ -103,9 +104,9 @@ class Agent:
         if self.pod_meta is not None:
             await self.pod_meta.stop()
         # Graceful stop: everything sent gets its ack (or fails), then the checkpoint records it.
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(KafkaError, TimeoutError):
             await asyncio.wait_for(self.sink.flush(), self.config.kafka.request_timeout_s)
-        await asyncio.sleep(0)
+        await asyncio.sleep(0)  # let the ack callbacks of the flushed batches run
         self._save_checkpoint()
         await self.sink.stop()
         for tailer in self.tailers.values():
@@ -123,8 +124,9 @@ class Agent:
         next_scan = 0.0
         while not stop.is_set():
             now = time.monotonic()
-            if now >= next_scan or self._wake.is_set():
-                self._wake.clear()
+            self._wake.clear()
+            if now >= next_scan or self._rescan.is_set():
+                self._rescan.clear()
                 await self._scan()
                 next_scan = now + self.settings.scan_interval_s
             progressed = await self._pump()
@@ -164,6 +166,12 @@ class Agent:
             key = (st.st_dev, st.st_ino)
             seen.add(key)
             tailer = self.tailers.get(key)
+            if tailer is not None and not still_matches(tailer.fd, tailer.identity.fp,
+                                                        tailer.identity.fp_len):
+                # Truncated and already rewritten past where we were (copytruncate under a
+                # fast writer): the size check cannot see it, the first line can.
+                self._truncated(key, tailer, st.st_size)
+                tailer = None
             if tailer is not None:
                 if tailer.path != path:
                     log.info("file renamed", extra={"fid": tailer.fid, "from": tailer.path,
@@ -286,7 +294,11 @@ class Agent:
                 tailer.last_size = size
                 tailer.last_growth = now
                 tailer.waiting_for_newline = False
-            if size < tailer.read_offset:
+            if size < tailer.read_offset or (
+                    tailer.last_growth == now and not still_matches(
+                        tailer.fd, tailer.identity.fp, tailer.identity.fp_len)):
+                # Shorter than what we read, or (checked once per growth, before reading
+                # on) no longer starting with the line it was identified by.
                 self._truncated(key, tailer, size)
                 progressed = True
                 continue
@@ -379,6 +391,7 @@ class Agent:
                            "read_offset": tailer.read_offset})
         tailer.close()
         del self.tailers[key]
+        self._rescan.set()  # the next scan opens it again under its new identity
         self._wake.set()
 
     async def _finish_orphans(self) -> None:

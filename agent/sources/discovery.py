@@ -50,11 +50,13 @@ class Discovery:
 
 
 class Watcher:
-    """Sets ``wake`` whenever watchdog reports a change below one of the roots."""
+    """Sets ``wake`` whenever watchdog reports a change below one of the roots, and ``rescan``
+    when a file appeared, moved or went away (a write to a known file needs no glob)."""
 
-    def __init__(self, roots: list[str], wake: asyncio.Event) -> None:
+    def __init__(self, roots: list[str], wake: asyncio.Event, rescan: asyncio.Event) -> None:
         self._roots = roots
         self._wake = wake
+        self._rescan = rescan
         self._observer: Any = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -62,9 +64,12 @@ class Watcher:
         from watchdog.observers import Observer
 
         wake = self._wake
+        rescan = self._rescan
 
         class _Handler(FileSystemEventHandler):
-            def on_any_event(self, event: object) -> None:
+            def on_any_event(self, event: Any) -> None:
+                if event.event_type in ("created", "moved", "deleted"):
+                    loop.call_soon_threadsafe(rescan.set)
                 loop.call_soon_threadsafe(wake.set)
 
         observer = Observer()

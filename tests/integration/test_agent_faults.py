@@ -280,3 +280,22 @@ def test_file_deleted_while_being_read_is_finished_then_released(
     assert {off: line for (_, off), line in origins.items()} == expected
     wait_for(lambda: "released file" in agent.log(), 30, "the handle to be released")
     assert agent.stop() == 0, agent.log()
+
+
+def test_truncated_and_rewritten_past_the_read_position(
+        tmp_path: Path, brokers: str, names: dict[str, str], run_service) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.log"
+    config = _config(tmp_path, brokers, names["topic"], [str(path)])
+    path.write_text("".join(f"old {n}\n" for n in range(200)))
+    agent = run_service("agent", "run", "--config", str(config), name="agent").wait_started()
+    size = path.stat().st_size
+    wait_for(lambda: _checkpoint_offsets(tmp_path).get(str(path)) == size, 60, "first ack")
+    # Truncate and at once write more than was there: only the first line shows the change.
+    with path.open("r+") as fh:
+        fh.truncate(0)
+        fh.write("".join(f"brand new content line {n}\n" for n in range(1000)))
+    records = read_topic(brokers, names["topic"], 1200)
+    origins, _ = _by_origin(records)
+    assert sorted(origins.values()) == sorted(
+        [f"old {n}" for n in range(200)] + [f"brand new content line {n}" for n in range(1000)])
+    assert agent.stop() == 0, agent.log()
