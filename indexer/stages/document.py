@@ -6,6 +6,7 @@ read twice, produced twice or consumed twice is one document.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import orjson
@@ -72,7 +73,18 @@ class IndexNamer:
                                     namespace=str(namespace).lower())
 
 
+_SAFE_INDEX = re.compile(r"[a-z0-9][a-z0-9_.+-]*")
+
+
 def bulk_lines(index: str, record: LogRecord, doc: dict[str, Any]) -> bytes:
-    """The two NDJSON lines of one ``create`` action."""
-    action = {"create": {"_index": index, "_id": origin_id(record.fid, record.off)}}
+    """The two NDJSON lines of one ``create`` action.
+
+    The action line is formatted rather than serialized (it runs once per document): the id is
+    base64url and a valid index name needs no JSON escaping; anything else takes orjson.
+    """
+    doc_id = origin_id(record.fid, record.off)
+    if _SAFE_INDEX.fullmatch(index):
+        return b'{"create":{"_index":"%s","_id":"%s"}}\n%s\n' % (
+            index.encode(), doc_id.encode(), orjson.dumps(doc))
+    action = {"create": {"_index": index, "_id": doc_id}}
     return orjson.dumps(action) + b"\n" + orjson.dumps(doc) + b"\n"

@@ -48,3 +48,17 @@ def test_ism_policy_deletes_after_retention() -> None:
     assert hot["transitions"][0]["conditions"] == {"min_index_age": "14d"}
     assert delete["actions"] == [{"delete": {}}]
     assert policy["ism_template"][0]["index_patterns"] == ["logs-*"]
+
+
+def test_bulk_lines_are_valid_ndjson_for_safe_and_odd_index_names() -> None:
+    import orjson
+
+    from indexer.stages.document import bulk_lines
+    from logferry.wire import origin_id
+
+    rec = _rec()
+    for index in ("logs-shop-2026.11.25", 'Odd"Index'):
+        action, doc, end = bulk_lines(index, rec, {"message": "x"}).split(b"\n")
+        assert orjson.loads(action) == {"create": {"_index": index,
+                                                   "_id": origin_id(rec.fid, rec.off)}}
+        assert orjson.loads(doc) == {"message": "x"} and end == b""
