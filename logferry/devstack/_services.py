@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import shutil
 import subprocess
 import urllib.error
@@ -130,6 +131,9 @@ async def _kafka_round_trip(address: str) -> bool:
 
     topic = "__logferry_ready"
     token = uuid.uuid4().bytes
+    # A broker that is still starting makes aiokafka log "topic not found" and retries at
+    # ERROR; this probe expects exactly that and answers with its own result.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     producer = AIOKafkaProducer(bootstrap_servers=address, request_timeout_ms=5000,
                                 acks="all")
     consumer = AIOKafkaConsumer(bootstrap_servers=address, enable_auto_commit=False,
