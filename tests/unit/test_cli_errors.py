@@ -70,3 +70,35 @@ def test_help_for_every_command() -> None:
         proc = _cli(*args)
         assert proc.returncode == 0, (args, proc.stderr)
         assert "Usage:" in proc.stdout
+
+
+def test_secrets_never_appear_in_help_config_or_errors(tmp_path: Path) -> None:
+    import os
+
+    secret = "s3cr3t-Pa55w0rd-xyz"
+    secret_file = tmp_path / "pw"
+    secret_file.write_text(secret + "\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[kafka]\nbrokers = ["127.0.0.1:{_closed_port()}"]\nrequest_timeout_s = 3\n'
+        'security_protocol = "SASL_PLAINTEXT"\nsasl_mechanism = "SCRAM-SHA-512"\n'
+        f'sasl_username = "u"\nsasl_password_file = "{secret_file}"\n'
+        f'[opensearch]\nurls = ["http://127.0.0.1:{_closed_port()}"]\nusername = "u"\n'
+        f'[agent]\ninclude = ["{tmp_path}/*.log"]\nstate_dir = "{tmp_path}/s"\n')
+    env = {**os.environ, "LOGFERRY_OPENSEARCH_PASSWORD": secret}
+    runs = [
+        ["config", "show", "--config", str(cfg)],
+        ["agent", "run", "--help"],
+        ["indexer", "run", "--help"],
+        ["agent", "run", "--config", str(cfg)],
+        ["indexer", "run", "--config", str(cfg)],
+        ["search", "x", "--config", str(cfg)],
+    ]
+    for args in runs:
+        proc = subprocess.run([sys.executable, "-m", "logferry.cli", *args],
+                              capture_output=True, text=True, timeout=120, cwd=ROOT,
+                              env=env, check=False)
+        assert secret not in proc.stdout + proc.stderr, args
+    shown = subprocess.run([sys.executable, "-m", "logferry.cli", *runs[0]],
+                           capture_output=True, text=True, cwd=ROOT, env=env, check=False)
+    assert '"sasl_password": "***"' in shown.stdout and '"password": "***"' in shown.stdout
