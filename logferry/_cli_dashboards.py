@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from logferry.dashboards import DEFAULT_FILE, DashboardsError, import_saved_objects
+from logferry.config import read_secret_file
+from logferry.dashboards import DEFAULT_FILE, import_saved_objects
 
 PASSWORD_ENV = "LOGFERRY_DASHBOARDS_PASSWORD"
 
@@ -41,11 +42,7 @@ def dashboards_import(url: str, path: Path, username: str | None, password_file:
     """Import (overwrite by id) the saved objects into OpenSearch Dashboards."""
     password: str | None = os.environ.get(PASSWORD_ENV)
     if password_file is not None:
-        try:
-            password = password_file.read_text().rstrip("\r\n")
-        except OSError as exc:
-            raise DashboardsError(
-                f"cannot read password file {password_file}: {exc.strerror}") from exc
+        password = read_secret_file(password_file, "--password-file")
     result = import_saved_objects(url, path, username=username, password=password,
                                   verify=not insecure, ca_file=ca_file, timeout_s=timeout_s)
     click.echo(f"imported {result.get('successCount', 0)} saved objects from {path} into {url}")

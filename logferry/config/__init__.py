@@ -4,7 +4,7 @@ from logferry.config._agent_sources import (
     ContainerLogSettings,
     MultilineSettings,
 )
-from logferry.config._load import load_config, read_config_file, redacted
+from logferry.config._load import load_config, read_config_file, read_secret_file, redacted
 from logferry.config._model import (
     AgentSettings,
     Config,
@@ -25,5 +25,6 @@ __all__ = [
     "ProcessingSettings",
     "load_config",
     "read_config_file",
+    "read_secret_file",
     "redacted",
 ]

@@ -68,6 +68,15 @@ def format_validation_error(exc: ValidationError, path: Path | None) -> str:
     return f"{where}: {len(problems)} invalid setting{plural}: " + "; ".join(problems)
 
 
+def read_secret_file(path: Path, setting: str) -> str:
+    """A secret kept in a file (a mounted Kubernetes Secret): its text without the final
+    newline. ``setting`` names the option in the error, never the secret."""
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"{setting}: cannot read {path}: {exc.strerror}") from exc
+
+
 def resolve_secrets(config: Config) -> Config:
     updates: dict[str, dict[str, Any]] = {}
     for (section, field), env_name in _SECRET_ENV.items():
@@ -76,11 +85,7 @@ def resolve_secrets(config: Config) -> Config:
         secret_file: Path | None = getattr(sect, file_field)
         value: str | None = None
         if secret_file is not None:
-            try:
-                value = secret_file.read_text().rstrip("\r\n")
-            except OSError as exc:
-                raise ConfigError(
-                    f"{section}.{file_field}: cannot read {secret_file}: {exc.strerror}") from exc
+            value = read_secret_file(secret_file, f"{section}.{file_field}")
         elif env_name in os.environ:
             value = os.environ[env_name]
         if value is not None:
