@@ -72,17 +72,35 @@ def _text(raw: bytes, flags: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
         return raw.decode("utf-8", errors="replace"), (*flags, FLAG_INVALID_UTF8)
 
 
-class PlainPipeline:
+class _FileRecords:
+    """What every record of one file shares, built once (and again only after a rename)."""
+
+    kind: str
+
+    def __init__(self, host: str, path: str, fid: str,
+                 k8s: dict[str, Any] | None = None) -> None:
+        self.host = host
+        self.path = path
+        self.fid = fid
+        self.k8s = k8s
+        self._head_path = ""
+        self._head = b""
+
+    def _record_head(self) -> bytes:
+        if self._head_path != self.path:
+            self._head = record_head(self.host, self.kind, self.path, self.fid, self.k8s)
+            self._head_path = self.path
+        return self._head
+
+
+class PlainPipeline(_FileRecords):
     kind = "file"
 
     def __init__(self, host: str, path: str, fid: str, max_line_bytes: int,
                  multiline: MultilineRules | None, start: int) -> None:
-        self.host = host
-        self.path = path
-        self.fid = fid
+        super().__init__(host, path, fid)
         self.max_line_bytes = max_line_bytes
         self._ml = MultilineJoiner(multiline, start) if multiline else None
-        self._ml_ts = ""
 
     @property
     def holding(self) -> bool:
@@ -123,9 +141,8 @@ class PlainPipeline:
 
     def _encode(self, event: Event) -> tuple[bytes, int]:
         text, flags = _text(event.message, event.flags)
-        head = record_head(self.host, self.kind, self.path, self.fid)
-        return encode_line(head, event.ts or now_iso(), event.offset, text, None, flags), \
-            event.commit
+        return encode_line(self._record_head(), event.ts or now_iso(), event.offset, text,
+                           None, flags), event.commit
 
     def flush_stale(self, now: float) -> Records:
         if self._ml is None:
@@ -144,33 +161,22 @@ class PlainPipeline:
             self._ml.reset(start)
 
 
-class ContainerPipeline:
+class ContainerPipeline(_FileRecords):
     kind = "container"
 
     def __init__(self, host: str, path: str, fid: str, k8s: dict[str, Any], fmt: str,
                  partial_max_bytes: int, partial_timeout_s: float,
                  multiline: MultilineRules | None, start: int) -> None:
-        self.host = host
-        self.path = path
-        self.fid = fid
-        self.k8s = k8s
+        super().__init__(host, path, fid, k8s)
         self.format = None if fmt == "auto" else fmt
         self.partial_timeout_s = partial_timeout_s
         self._joiner = PartialJoiner(partial_max_bytes)
         self._ml = MultilineJoiner(multiline, start) if multiline else None
-        self._head_path = ""
-        self._head = b""
 
     @property
     def holding(self) -> bool:
         return self._joiner.pending_start() is not None or (
             self._ml is not None and self._ml.pending_start() is not None)
-
-    def _record_head(self) -> bytes:
-        if self._head_path != self.path:  # rebuilt only after a rename
-            self._head = record_head(self.host, self.kind, self.path, self.fid, self.k8s)
-            self._head_path = self.path
-        return self._head
 
     def process(self, chunk: Chunk, now: float) -> Records:
         head = self._record_head()
