@@ -281,10 +281,16 @@ class Agent:
         """Read and send one chunk from each file that has data. True if anything moved."""
         progressed = False
         now = time.monotonic()
+        # Summed once per pass, then kept up to date by what this pass sends: re-summing every
+        # file for every file would be quadratic in the number of files. Acks that land
+        # meanwhile only make it an overestimate, which _pause re-checks.
+        total = self._inflight_bytes()
         for key, tailer in list(self.tailers.items()):
-            if self._inflight_bytes() >= self.settings.max_inflight_bytes:
+            if total >= self.settings.max_inflight_bytes:
                 await self._pause()
-            if tailer.inflight_bytes >= self.settings.max_inflight_bytes_per_file:
+                total = self._inflight_bytes()
+            before = tailer.inflight_bytes
+            if before >= self.settings.max_inflight_bytes_per_file:
                 continue
             try:
                 size = tailer.size()
@@ -307,6 +313,7 @@ class Agent:
                     stale = tailer.pipeline.flush_stale(now)
                     if stale:
                         await self._send_records(tailer, stale, 0)
+                        total += tailer.inflight_bytes - before
                         progressed = True
                 continue
             chunk = await asyncio.to_thread(tailer.read_chunk, self.settings.read_chunk_bytes,
@@ -315,6 +322,7 @@ class Agent:
                 tailer.waiting_for_newline = True
                 continue
             await self._send_chunk(tailer, chunk)
+            total += tailer.inflight_bytes - before
             progressed = True
         return progressed
 

@@ -50,6 +50,8 @@ class FileTailer:
     waiting_for_newline: bool = False
     generation: int = 0
     inflight: deque[_InFlight] = field(default_factory=deque)
+    # Bytes of the batches in ``inflight``, kept as a count: the reader checks it per chunk.
+    inflight_bytes: int = 0
     # The per-file pipeline (agent.stages.pipeline); reset whenever reading jumps back.
     pipeline: Any = None
     # Kafka record key (partition choice); by default the file id.
@@ -62,10 +64,6 @@ class FileTailer:
     @property
     def fid(self) -> str:
         return self.identity.fid
-
-    @property
-    def inflight_bytes(self) -> int:
-        return sum(item.nbytes for item in self.inflight)
 
     def size(self) -> int:
         return os.fstat(self.fd).st_size
@@ -100,6 +98,7 @@ class FileTailer:
     def track(self, end_offset: int, nbytes: int, future: asyncio.Future[object]) -> None:
         item = _InFlight(end_offset, nbytes)
         self.inflight.append(item)
+        self.inflight_bytes += nbytes
         generation = self.generation
 
         def _done(fut: asyncio.Future[object]) -> None:
@@ -119,11 +118,13 @@ class FileTailer:
                 return
             self.acked_offset = head.end_offset
             self.inflight.popleft()
+            self.inflight_bytes -= head.nbytes
 
     def rewind(self) -> None:
         """A batch failed: forget everything unacknowledged and read it again."""
         self.generation += 1
         self.inflight.clear()
+        self.inflight_bytes = 0
         self.read_offset = self.acked_offset
         self.waiting_for_newline = False
         if self.pipeline is not None:

@@ -52,14 +52,16 @@ async def test_checkpoint_advances_only_through_acked_prefix(tmp_path: Path) -> 
     f2.set_result(None)
     await asyncio.sleep(0)
     assert tailer.acked_offset == 0  # batch 1 not acked yet: nothing moves
+    assert tailer.inflight_bytes == 30
     f1.set_result(None)
     await asyncio.sleep(0)
     assert tailer.acked_offset == 200
+    assert tailer.inflight_bytes == 10  # batches 1 and 2 acknowledged
     f3.set_exception(RuntimeError("broker gone"))
     await asyncio.sleep(0)
     assert tailer.acked_offset == 200
     assert tailer.read_offset == 200  # rewound: re-read what was not acknowledged
-    assert not tailer.inflight
+    assert not tailer.inflight and tailer.inflight_bytes == 0
     tailer.close()
 
 
