@@ -9,10 +9,11 @@ only then.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from logferry.config import AgentSettings, KafkaSettings
@@ -27,8 +28,17 @@ class KafkaSink:
         self._connect_timeout_s = kafka.request_timeout_s
         self._partitioner = DefaultPartitioner()
         self._partitions: list[int] = []
-        self._producer = AIOKafkaProducer(
-            **client_kwargs(kafka),
+        self._kafka = kafka
+        self._agent = agent
+        self._producer = self._new_producer()
+        # Set when a batch of the current producer failed; see _replace_producer.
+        self._broken = False
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def _new_producer(self) -> AIOKafkaProducer:
+        agent = self._agent
+        return AIOKafkaProducer(
+            **client_kwargs(self._kafka),
             acks="all",
             enable_idempotence=True,
             compression_type=None if agent.compression == "none" else agent.compression,
@@ -85,13 +95,46 @@ class KafkaSink:
         return i - start, commit
 
     async def send(self, batch: Any, partition: int) -> asyncio.Future[Any]:
+        if self._broken:
+            await self._replace_producer()
         batch.close()
-        fut: asyncio.Future[Any] = await self._producer.send_batch(
-            batch, self.topic, partition=partition)
+        producer = self._producer
+        fut: asyncio.Future[Any] = await producer.send_batch(batch, self.topic,
+                                                             partition=partition)
+
+        def _failed(done: asyncio.Future[Any]) -> None:
+            if producer is self._producer and (done.cancelled() or done.exception()):
+                self._broken = True
+
+        fut.add_done_callback(_failed)
         return fut
+
+    async def _replace_producer(self) -> None:
+        """A new idempotent producer after a batch was lost.
+
+        The caller re-reads the lost lines and sends them as new batches, but the broker
+        still expects the sequence number of the lost batch from this producer id: every later
+        batch would fail with OutOfOrderSequenceNumber, forever (seen after a broker restart).
+        A new producer gets a new id whose sequences start at 0. Raises KafkaError while Kafka
+        is unreachable; the caller then re-reads later, as for any refused send.
+        """
+        fresh = self._new_producer()
+        try:
+            await asyncio.wait_for(fresh.start(), self._connect_timeout_s)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            await fresh.stop()
+            raise KafkaConnectionError(f"cannot start a new producer: {exc!r}") from exc
+        old, self._producer, self._broken = self._producer, fresh, False
+        # The old one may still wait on batches that will fail: let it finish on its own.
+        task = asyncio.create_task(old.stop())
+        self._retiring.add(task)
+        task.add_done_callback(self._retiring.discard)
 
     async def flush(self) -> None:
         await self._producer.flush()
 
     async def stop(self) -> None:
         await self._producer.stop()
+        for task in list(self._retiring):
+            with contextlib.suppress(KafkaError, OSError):
+                await task
