@@ -201,3 +201,12 @@ def line_offsets(data: bytes) -> dict[int, str]:
         out[off] = raw.decode("utf-8", errors="replace")
         off += len(raw) + 1
     return out
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fault scenarios' table, when any ran (tests/integration/test_faults.py)."""
+    from tests.faults.harness import RESULTS, format_table
+
+    if RESULTS:
+        terminalreporter.write_sep("=", "fault scenarios")
+        terminalreporter.write_line(format_table(RESULTS))
