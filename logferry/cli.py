@@ -11,10 +11,12 @@ from typing import Any
 import click
 import orjson
 
+# The indexer's normalized levels; not from logferry.opensearch, whose client library costs the
+# agent ~0.5 CPU-s of imports at every start.
+from indexer.stages.levels import LEVELS
 from logferry._cli_dashboards import dashboards_group
 from logferry.config import Config, load_config, redacted
 from logferry.errors import LogferryError
-from logferry.opensearch import LEVELS
 
 _CONFIG_OPT = click.option(
     "--config", "config_path", type=click.Path(path_type=Path, dir_okay=False),
@@ -59,10 +61,12 @@ def _dev_options(fn: Any) -> Any:
     return fn
 
 
-def _stack(state_dir: Path | None, kafka_port: int, opensearch_port: int) -> Any:
+def _stack(state_dir: Path | None, kafka_port: int, opensearch_port: int,
+           secure: bool | None = None) -> Any:
     from logferry.devstack import DevStack
 
-    return DevStack(state_dir, kafka_port=kafka_port, opensearch_port=opensearch_port)
+    return DevStack(state_dir, kafka_port=kafka_port, opensearch_port=opensearch_port,
+                    secure=secure)
 
 
 def _print_status(statuses: Any) -> None:
@@ -74,12 +78,38 @@ def _print_status(statuses: Any) -> None:
 
 @dev.command("up")
 @_dev_options
-def dev_up(state_dir: Path | None, kafka_port: int, opensearch_port: int) -> None:
+@click.option("--secure", is_flag=True,
+              help="Also serve Kafka over SASL_SSL (SCRAM-SHA-512, on --kafka-port + 2) and "
+                   "OpenSearch over TLS with basic auth (nginx, on --opensearch-port + 43), "
+                   "with a private CA and passwords written under STATE_DIR/secure. A state "
+                   "dir brought up with --secure stays secure.")
+def dev_up(state_dir: Path | None, kafka_port: int, opensearch_port: int, secure: bool) -> None:
     """Fetch (first time), start and wait for Kafka and OpenSearch. Safe to run twice."""
-    stack = _stack(state_dir, kafka_port, opensearch_port)
+    stack = _stack(state_dir, kafka_port, opensearch_port, secure or None)
     statuses = stack.up()
     _print_status(statuses)
     click.echo(f"Kafka:      {stack.kafka.address}\nOpenSearch: {stack.opensearch.address}")
+    if stack.secure:
+        _print_secure_usage(stack)
+
+
+def _print_secure_usage(stack: Any) -> None:
+    files = stack.secure_files
+    click.echo(
+        f"\nSecure endpoints (user {files.username!r}; files in {files.dir}):\n"
+        f"  Kafka SASL_SSL (SCRAM-SHA-512): {stack.kafka.secure_address}  "
+        f"password file: {files.kafka_password_file}\n"
+        f"  OpenSearch https + basic auth:  {stack.proxy.address}  "
+        f"password file: {files.opensearch_password_file}\n"
+        f"  CA certificate (ssl_ca_file / ca_file): {files.ca_file}\n"
+        f"Point agent, indexer and search at them with the config written to "
+        f"{files.config_file}:\n"
+        f"  logferry agent run --config {files.config_file} --include '/var/log/*.log' "
+        f"--state-dir /tmp/logferry-agent\n"
+        f"  logferry indexer run --config {files.config_file}\n"
+        f"  logferry search --config {files.config_file} --since 1h\n"
+        f"(or copy its [kafka] and [opensearch] sections into your own config; the passwords "
+        f"can also come from $LOGFERRY_KAFKA_SASL_PASSWORD and $LOGFERRY_OPENSEARCH_PASSWORD)")
 
 
 @dev.command("down")

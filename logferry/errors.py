@@ -39,8 +39,18 @@ class KafkaUnavailableError(LogferryError):
     """The Kafka brokers could not be reached or refused the request."""
 
 
+class KafkaSecurityError(KafkaUnavailableError):
+    """Kafka rejected our SASL login, or TLS with it failed (an untrusted certificate): a
+    setting to fix, which no retry can."""
+
+
 class OpenSearchUnavailableError(LogferryError):
     """OpenSearch could not be reached, or answered with an error that is not about one document."""
+
+
+class OpenSearchSecurityError(OpenSearchUnavailableError):
+    """OpenSearch rejected our credentials (401/403), or TLS with it failed (an untrusted
+    certificate): a setting to fix, which no retry can."""
 
 
 class NoIndexError(LogferryError):

@@ -17,18 +17,16 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
 from logferry.config import AgentSettings, KafkaSettings
-from logferry.errors import KafkaUnavailableError
-from logferry.kafka import client_kwargs
+from logferry.kafka import client_kwargs, start_error
 
 
 class KafkaSink:
     def __init__(self, kafka: KafkaSettings, agent: AgentSettings) -> None:
         self.topic = kafka.topic
-        self._brokers = ",".join(kafka.brokers)
+        self._kafka = kafka
         self._connect_timeout_s = kafka.request_timeout_s
         self._partitioner = DefaultPartitioner()
         self._partitions: list[int] = []
-        self._kafka = kafka
         self._agent = agent
         self._producer = self._new_producer()
         # Set when a batch of the current producer failed; see _replace_producer.
@@ -54,9 +52,7 @@ class KafkaSink:
             await self.refresh_partitions()
         except (KafkaError, OSError, TimeoutError) as exc:
             await self._producer.stop()
-            detail = str(exc) or type(exc).__name__
-            raise KafkaUnavailableError(
-                f"cannot reach Kafka at {self._brokers}: {detail}") from exc
+            raise await start_error(self._kafka, exc) from exc
 
     async def refresh_partitions(self) -> None:
         parts = await self._producer.partitions_for(self.topic)

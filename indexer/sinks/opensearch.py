@@ -23,8 +23,7 @@ from opensearchpy.exceptions import TransportError
 from indexer.metrics import IndexerMetrics
 from indexer.sinks.template import index_template, ism_policy
 from logferry.config import IndexerSettings, OpenSearchSettings
-from logferry.errors import OpenSearchUnavailableError
-from logferry.opensearch import client_kwargs
+from logferry.opensearch import client_kwargs, describe_error
 
 log = logging.getLogger("logferry.indexer.opensearch")
 
@@ -64,18 +63,16 @@ class OpenSearchSink:
         self.settings = settings
         self.max_retries = indexer.max_retries
         self.metrics = metrics
-        self.client = AsyncOpenSearch(**client_kwargs(settings))
+        self.client = AsyncOpenSearch(**client_kwargs(settings, asynchronous=True))
 
     async def start(self) -> None:
-        urls = ", ".join(self.settings.urls)
         try:
             await self.client.info()
             await self.client.indices.put_index_template(
                 name=self.settings.index_prefix, body=index_template(self.settings))
-        except (OSConnectionError, TransportError) as exc:
+        except TransportError as exc:
             await self.client.close()
-            raise OpenSearchUnavailableError(
-                f"cannot use OpenSearch at {urls}: {_describe(exc)}") from exc
+            raise describe_error(self.settings, exc, "use OpenSearch") from exc
 
     async def install_retention(self) -> None:
         """Install the ISM retention policy when asked for; a cluster without the ISM plugin

@@ -18,8 +18,7 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from logferry.config import IndexerSettings, KafkaSettings
-from logferry.errors import KafkaUnavailableError
-from logferry.kafka import client_kwargs
+from logferry.kafka import client_kwargs, start_error
 
 log = logging.getLogger("logferry.indexer.kafka")
 
@@ -27,7 +26,7 @@ log = logging.getLogger("logferry.indexer.kafka")
 class KafkaSource:
     def __init__(self, kafka: KafkaSettings, indexer: IndexerSettings) -> None:
         self.topics = indexer.topics or [kafka.topic]
-        self._brokers = ",".join(kafka.brokers)
+        self._kafka = kafka
         self._timeout_s = kafka.request_timeout_s
         self.consumer = AIOKafkaConsumer(
             **client_kwargs(kafka),
@@ -47,8 +46,7 @@ class KafkaSource:
             self.consumer.subscribe(self.topics, listener=listener)
         except (KafkaError, OSError, TimeoutError) as exc:
             await self.consumer.stop()
-            raise KafkaUnavailableError(
-                f"cannot reach Kafka at {self._brokers}: {exc or type(exc).__name__}") from exc
+            raise await start_error(self._kafka, exc) from exc
 
     async def commit(self, offsets: dict[TopicPartition, int]) -> bool:
         """Commit ``offsets`` for the partitions still assigned to us. False if the group moved

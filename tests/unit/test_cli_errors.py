@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -102,3 +103,40 @@ def test_secrets_never_appear_in_help_config_or_errors(tmp_path: Path) -> None:
     shown = subprocess.run([sys.executable, "-m", "logferry.cli", *runs[0]],
                            capture_output=True, text=True, cwd=ROOT, env=env, check=False)
     assert '"sasl_password": "***"' in shown.stdout and '"password": "***"' in shown.stdout
+
+
+def test_unreadable_tls_files_are_one_line(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-ca.pem"
+    pw = tmp_path / "pw"
+    pw.write_text("x\n")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[kafka]\nbrokers = ["127.0.0.1:{_closed_port()}"]\nsecurity_protocol = "SASL_SSL"\n'
+        f'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "u"\nsasl_password_file = "{pw}"\n'
+        f'ssl_ca_file = "{missing}"\n'
+        f'[agent]\ninclude = ["{tmp_path}/*.log"]\nstate_dir = "{tmp_path}/s"\n')
+    _one_line_error(_cli("agent", "run", "--config", str(cfg)), "kafka.ssl_ca_file")
+    os_cfg = tmp_path / "os.toml"
+    os_cfg.write_text(
+        f'[opensearch]\nurls = ["https://127.0.0.1:{_closed_port()}"]\nca_file = "{missing}"\n')
+    _one_line_error(_cli("indexer", "run", "--config", str(os_cfg)), "opensearch.ca_file")
+    _one_line_error(_cli("search", "x", "--config", str(os_cfg)), "opensearch.ca_file")
+
+
+def test_sasl_without_a_password_is_one_line(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(
+        f'[kafka]\nbrokers = ["127.0.0.1:{_closed_port()}"]\nsecurity_protocol = "SASL_PLAINTEXT"\n'
+        f'sasl_mechanism = "SCRAM-SHA-512"\nsasl_username = "u"\n'
+        f'[agent]\ninclude = ["{tmp_path}/*.log"]\nstate_dir = "{tmp_path}/s"\n')
+    env_without = {k: v for k, v in os.environ.items() if k != "LOGFERRY_KAFKA_SASL_PASSWORD"}
+    proc = subprocess.run([sys.executable, "-m", "logferry.cli", "agent", "run", "--config",
+                           str(cfg)], capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env=env_without, check=False)
+    _one_line_error(proc, "needs kafka.sasl_username and a password")
+
+
+def test_dev_up_help_explains_secure() -> None:
+    proc = _cli("dev", "up", "--help")
+    assert proc.returncode == 0
+    assert "--secure" in proc.stdout and "SASL_SSL" in proc.stdout
