@@ -4,6 +4,9 @@ Order of truth: a line is read, framed into a record, appended to a batch, and t
 sent; only when Kafka acknowledges the batch does the file's ``acked_offset`` move, and only
 ``acked_offset`` is written to the checkpoint. A crash anywhere re-reads from the last
 checkpoint: lines may repeat (same file id and offset, so the indexer drops them), never vanish.
+
+Which files are open is :mod:`agent.files`' business (at most ``max_open_files`` at once),
+writing the checkpoint :mod:`agent.checkpointer`'s; this module reads and sends.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ import time
 
 from aiokafka.errors import KafkaError
 
-from agent.checkpoint import CheckpointStore, FileCheckpoint
+from agent.checkpoint import CheckpointStore
+from agent.checkpointer import Checkpointer
+from agent.files import PLAN_INTERVAL_S, FileSet
+from agent.handles import raise_fd_limit
 from agent.metrics import AgentMetrics
 from agent.sinks.kafka import KafkaSink
-from agent.sources.discovery import Discovery, Watcher
-from agent.sources.identity import identify, still_matches
-from agent.sources.kubernetes import PodFilter, PodLogRef, parse_pod_log_path, pod_glob
-from agent.sources.pod_metadata import PodMeta, PodMetadataCache, k8s_fields, pod_allowed
+from agent.sources.discovery import Watcher
+from agent.sources.identity import still_matches
+from agent.sources.pod_metadata import PodMetadataCache
 from agent.sources.tailer import Chunk, FileTailer
-from agent.stages.pipeline import ContainerPipeline, PlainPipeline, Records, multiline_rules
+from agent.stages.pipeline import Records
 from logferry.config import Config
-from logferry.errors import CheckpointError, ConfigError
+from logferry.errors import ConfigError
 from logferry.telemetry import TelemetryServer
 
 log = logging.getLogger("logferry.agent")
@@ -45,25 +50,17 @@ class Agent:
                               "give at least one glob of files to tail")
         self.host = self.settings.host or os.environ.get("NODE_NAME") or socket.gethostname()
         self.metrics = AgentMetrics()
-        self.discovery = Discovery(self.settings.include, self.settings.exclude)
-        self.pod_discovery = (Discovery([pod_glob(str(containers.root))],
-                                        ["*.gz", "*.tmp", *self.settings.exclude])
-                              if containers.enabled else None)
-        self.pod_filter = PodFilter(containers.include_namespaces, containers.exclude_namespaces)
-        self._plain_multiline = multiline_rules(self.settings.multiline)
-        self._container_multiline = multiline_rules(containers.multiline)
         meta = containers.metadata
         self.pod_meta = PodMetadataCache(meta) if containers.enabled and meta.enabled else None
-        # New container files waiting (briefly, each on its own) for their pod's metadata.
-        self._pending_open: dict[tuple[int, int], asyncio.Task[None]] = {}
-        self._excluded: set[tuple[int, int]] = set()
-        self.store = CheckpointStore(self.settings.state_dir)
         self.sink = KafkaSink(config.kafka, self.settings)
-        self.tailers: dict[tuple[int, int], FileTailer] = {}
-        self._saved: dict[tuple[int, int], FileCheckpoint] = {}
-        self._first_start = False
         self._wake = asyncio.Event()
         self._rescan = asyncio.Event()
+        self.files = FileSet(self.settings, self.host, self.metrics, self.pod_meta, self._wake,
+                             self._rescan)
+        self.tailers = self.files.tailers
+        self.checkpoints = Checkpointer(CheckpointStore(self.settings.state_dir), self.metrics,
+                                        self.settings.checkpoint_interval_s, self.tailers,
+                                        self.files.handles)
         self._acked = asyncio.Event()
         self._connected = False
         self._telemetry: TelemetryServer | None = None
@@ -71,8 +68,10 @@ class Agent:
     # -- lifecycle --------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        self._first_start = not self.store.exists()
-        self._saved = {(c.dev, c.ino): c for c in self.store.load()}
+        raise_fd_limit(self.settings.max_open_files)
+        store = self.checkpoints.store
+        self.files.start_at_end = self.settings.start_at == "end" and not store.exists()
+        self.files.handles.restore(store.load())
         await self.sink.start()
         self._connected = True
         if self.pod_meta is not None:
@@ -81,36 +80,33 @@ class Agent:
             await self.pod_meta.wait_synced(self.settings.containers.metadata.wait_for_pod_s)
         log.info("agent started", extra={"host": self.host, "include": self.settings.include,
                                          "topic": self.sink.topic,
-                                         "resumed_files": len(self._saved)})
+                                         "resumed_files": len(self.files.handles.closed),
+                                         "max_open_files": self.settings.max_open_files})
         if self.settings.metrics_port is not None:
             self._telemetry = TelemetryServer(self.metrics.registry, self.health,
                                               self.settings.metrics_port)
             await self._telemetry.start()
-        roots = self.discovery.watch_roots() + (
-            self.pod_discovery.watch_roots() if self.pod_discovery else [])
-        watcher = Watcher(sorted(set(roots)), self._wake, self._rescan)
+        watcher = Watcher(self.files.watch_roots(), self._wake, self._rescan)
         watcher.start(asyncio.get_running_loop())
         try:
             async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._checkpoint_loop(stop))
+                tg.create_task(self.checkpoints.run(stop))
                 await self._main_loop(stop)
         finally:
             watcher.stop()
             await self._shutdown()
 
     async def _shutdown(self) -> None:
-        for task in self._pending_open.values():
-            task.cancel()
+        self.files.cancel_pending()
         if self.pod_meta is not None:
             await self.pod_meta.stop()
         # Graceful stop: everything sent gets its ack (or fails), then the checkpoint records it.
         with contextlib.suppress(KafkaError, TimeoutError):
             await asyncio.wait_for(self.sink.flush(), self.config.kafka.request_timeout_s)
         await asyncio.sleep(0)  # let the ack callbacks of the flushed batches run
-        self._save_checkpoint()
+        self.checkpoints.save_now()
         await self.sink.stop()
-        for tailer in self.tailers.values():
-            tailer.close()
+        self.files.close_all()
         if self._telemetry is not None:
             await self._telemetry.stop()
         log.info("agent stopped", extra={"files": len(self.tailers)})
@@ -127,13 +123,19 @@ class Agent:
             self._wake.clear()
             if now >= next_scan or self._rescan.is_set():
                 self._rescan.clear()
-                await self._scan()
+                await self.files.scan()
                 next_scan = now + self.settings.scan_interval_s
+            self.files.rebalance(now)
             progressed = await self._pump()
             await self._finish_orphans()
             if not progressed:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wait_any(stop), _IDLE_POLL_S)
+                    await asyncio.wait_for(self._wait_any(stop), self._poll_s())
+
+    def _poll_s(self) -> float:
+        # Files waiting for a handle get one as soon as an open file has been idle long
+        # enough, which no event announces.
+        return PLAN_INTERVAL_S if self.files.handles.waiting else _IDLE_POLL_S
 
     async def _wait_any(self, stop: asyncio.Event) -> None:
         # An ack wakes us too: a file held back by its in-flight budget may read again.
@@ -146,137 +148,6 @@ class Agent:
             for w in waiters:
                 w.cancel()
 
-    def _discover(self) -> dict[str, PodLogRef | None]:
-        found: dict[str, PodLogRef | None] = dict.fromkeys(self.discovery.scan())
-        if self.pod_discovery is not None:
-            for path in self.pod_discovery.scan():
-                ref = parse_pod_log_path(path)
-                if ref is not None and self.pod_filter.allows(ref.namespace):
-                    found[path] = ref
-        return found
-
-    async def _scan(self) -> None:
-        paths = await asyncio.to_thread(self._discover)
-        seen: set[tuple[int, int]] = set()
-        for path, ref in paths.items():
-            try:
-                st = os.stat(path)
-            except OSError:
-                continue
-            key = (st.st_dev, st.st_ino)
-            seen.add(key)
-            tailer = self.tailers.get(key)
-            if tailer is not None and not still_matches(tailer.fd, tailer.identity.fp,
-                                                        tailer.identity.fp_len):
-                # Truncated and already rewritten past where we were (copytruncate under a
-                # fast writer): the size check cannot see it, the first line can.
-                self._truncated(key, tailer, st.st_size)
-                tailer = None
-            if tailer is not None:
-                if tailer.path != path:
-                    log.info("file renamed", extra={"fid": tailer.fid, "from": tailer.path,
-                                                    "to": path})
-                    tailer.path = path
-                    tailer.pipeline.path = path
-                tailer.orphaned = False
-                continue
-            if ref is not None and self.pod_meta is not None:
-                self._open_container(path, key, ref)
-            else:
-                self._open(path, ref)
-        for key, tailer in self.tailers.items():
-            if key in seen or tailer.orphaned:
-                continue
-            try:
-                st = os.stat(tailer.path)
-                same = (st.st_dev, st.st_ino) == key
-            except OSError:
-                same = False
-            if not same or key not in seen:
-                tailer.orphaned = True
-                log.info("file rotated or deleted; reading it to its end",
-                         extra={"fid": tailer.fid, "path": tailer.path})
-        self._excluded &= seen
-        self.metrics.files_watched.set(len(self.tailers))
-
-    def _open_container(self, path: str, key: tuple[int, int], ref: PodLogRef) -> None:
-        """Open a container file once its pod's metadata is known (or the wait expired),
-        without holding up any other file."""
-        assert self.pod_meta is not None
-        if key in self._pending_open or key in self._excluded:
-            return
-        meta = self.pod_meta.get(ref.pod_uid)
-        if meta is not None:
-            self._open_if_allowed(path, key, ref, meta)
-        else:
-            self._pending_open[key] = asyncio.create_task(self._open_when_known(path, key, ref))
-
-    async def _open_when_known(self, path: str, key: tuple[int, int], ref: PodLogRef) -> None:
-        assert self.pod_meta is not None
-        try:
-            meta = await self.pod_meta.wait_for(
-                ref.pod_uid, self.settings.containers.metadata.wait_for_pod_s)
-        finally:
-            self._pending_open.pop(key, None)
-        if key not in self.tailers:
-            self._open_if_allowed(path, key, ref, meta)
-            self._wake.set()
-
-    def _open_if_allowed(self, path: str, key: tuple[int, int], ref: PodLogRef,
-                         meta: PodMeta | None) -> None:
-        if not pod_allowed(meta, self.settings.containers):
-            self._excluded.add(key)
-            log.info("pod excluded by annotation or labels",
-                     extra={"path": path, "namespace": ref.namespace, "pod": ref.pod})
-            return
-        self._open(path, ref, meta, expect_key=key)
-
-    def _open(self, path: str, ref: PodLogRef | None, meta: PodMeta | None = None,
-              expect_key: tuple[int, int] | None = None) -> None:
-        try:
-            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            log.warning("cannot open file", extra={"path": path, "error": exc.strerror})
-            return
-        identity = identify(fd)
-        if identity is None or (
-                expect_key is not None and (identity.dev, identity.ino) != expect_key):
-            # First line not complete yet (nothing to send anyway), or the path was renamed
-            # while we waited for metadata: the next scan finds both files.
-            os.close(fd)
-            return
-        key = (identity.dev, identity.ino)
-        saved = self._saved.pop(key, None)
-        if saved is not None and saved.fp == identity.fp and still_matches(
-                fd, saved.fp, saved.fp_len):
-            offset = saved.offset
-        elif self._first_start and self.settings.start_at == "end":
-            offset = _end_of_last_line(fd)
-        else:
-            offset = 0
-        tailer = FileTailer(path, fd, identity, offset)
-        tailer.key = self._record_key(identity.fid, ref)
-        if ref is None:
-            tailer.pipeline = PlainPipeline(self.host, path, identity.fid,
-                                            self.settings.max_line_bytes,
-                                            self._plain_multiline, offset)
-        else:
-            c = self.settings.containers
-            tailer.pipeline = ContainerPipeline(
-                self.host, path, identity.fid, k8s_fields(ref.wire_fields(), meta), c.format,
-                c.partial_max_bytes, c.partial_timeout_s, self._container_multiline, offset)
-        self.tailers[key] = tailer
-        log.info("tailing file", extra={"path": path, "fid": identity.fid, "offset": offset,
-                                        "kind": tailer.pipeline.kind})
-
-    def _record_key(self, fid: str, ref: PodLogRef | None) -> bytes:
-        mode = self.settings.partition_key
-        if mode == "host":
-            return self.host.encode()
-        if mode == "pod" and ref is not None:
-            return f"{ref.namespace}/{ref.pod}".encode()
-        return fid.encode()
-
     async def _pump(self) -> bool:
         """Read and send one chunk from each file that has data. True if anything moved."""
         progressed = False
@@ -285,7 +156,10 @@ class Agent:
         # file for every file would be quadratic in the number of files. Acks that land
         # meanwhile only make it an overestimate, which _pause re-checks.
         total = self._inflight_bytes()
+        yielding = self.files.handles.yielding
         for key, tailer in list(self.tailers.items()):
+            if key in yielding:
+                continue  # its handle goes to a waiting file once its batches are acked
             if total >= self.settings.max_inflight_bytes:
                 await self._pause()
                 total = self._inflight_bytes()
@@ -305,7 +179,7 @@ class Agent:
                         tailer.fd, tailer.identity.fp, tailer.identity.fp_len)):
                 # Shorter than what we read, or (checked once per growth, before reading
                 # on) no longer starting with the line it was identified by.
-                self._truncated(key, tailer, size)
+                self.files.truncated(key, tailer, size)
                 progressed = True
                 continue
             if size == tailer.read_offset or tailer.waiting_for_newline:
@@ -392,16 +266,6 @@ class Agent:
 
         future.add_done_callback(_done)
 
-    def _truncated(self, key: tuple[int, int], tailer: FileTailer, size: int) -> None:
-        self.metrics.truncations.inc()
-        log.warning("file truncated; it is read again from its start as a new file",
-                    extra={"path": tailer.path, "fid": tailer.fid, "size": size,
-                           "read_offset": tailer.read_offset})
-        tailer.close()
-        del self.tailers[key]
-        self._rescan.set()  # the next scan opens it again under its new identity
-        self._wake.set()
-
     async def _finish_orphans(self) -> None:
         """Release rotated or deleted files once read to their end, acked and quiet."""
         now = time.monotonic()
@@ -425,44 +289,4 @@ class Agent:
                 continue
             log.info("released file", extra={"path": tailer.path, "fid": tailer.fid,
                                               "offset": tailer.acked_offset})
-            tailer.close()
-            del self.tailers[key]
-
-    # -- checkpoints ------------------------------------------------------------------------
-
-    async def _checkpoint_loop(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), self.settings.checkpoint_interval_s)
-            entries = self._checkpoint_entries()
-            await asyncio.to_thread(self._write_checkpoint, entries)
-
-    def _save_checkpoint(self) -> None:
-        self._write_checkpoint(self._checkpoint_entries())
-
-    def _checkpoint_entries(self) -> list[FileCheckpoint]:
-        # Built on the event loop thread: the tailers are only ever mutated there.
-        entries = [
-            FileCheckpoint(t.fid, t.identity.dev, t.identity.ino, t.identity.fp,
-                           t.identity.fp_len, t.path, t.acked_offset)
-            for t in self.tailers.values()
-        ]
-        # Files not opened yet this run keep their saved position.
-        entries.extend(self._saved.values())
-        self.metrics.checkpoint_lag.set(
-            sum(max(0, t.last_size - t.acked_offset) for t in self.tailers.values()))
-        return entries
-
-    def _write_checkpoint(self, entries: list[FileCheckpoint]) -> None:
-        try:
-            self.store.save(entries)
-        except CheckpointError as exc:
-            self.metrics.checkpoint_errors.inc()
-            log.error("checkpoint write failed", extra={"error": str(exc)})
-
-
-def _end_of_last_line(fd: int) -> int:
-    size = os.fstat(fd).st_size
-    tail = os.pread(fd, min(size, 1 << 20), max(0, size - (1 << 20)))
-    cut = tail.rfind(b"\n")
-    return 0 if cut < 0 else max(0, size - len(tail)) + cut + 1
+            self.files.release(key)

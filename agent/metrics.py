@@ -23,8 +23,20 @@ class AgentMetrics:
         self.truncations = Counter("logferry_agent_truncations",
                                    "Files found shorter than already read (copytruncate)",
                                    registry=r)
-        self.files_watched = Gauge("logferry_agent_files_watched", "Files open for tailing",
-                                   registry=r)
+        self.files_watched = Gauge("logferry_agent_files_watched",
+                                   "Files the agent follows, open or not", registry=r)
+        self.files_open = Gauge("logferry_agent_files_open",
+                                "Log files held open (at most agent.max_open_files)", registry=r)
+        self.files_waiting = Gauge("logferry_agent_files_waiting",
+                                   "Files with lines to read waiting for a handle "
+                                   "(agent.max_open_files reached)", registry=r)
+        self.files_closed_idle = Counter("logferry_agent_files_closed_idle",
+                                         "Open files closed to give their handle to a waiting "
+                                         "file (reopened when they change)", registry=r)
+        self.files_vanished_unread = Counter(
+            "logferry_agent_files_vanished_unread",
+            "Files deleted while waiting for a handle, with lines never read (lost)",
+            registry=r)
         self.checkpoint_lag = Gauge("logferry_agent_checkpoint_lag_bytes",
                                     "Bytes in watched files not yet acknowledged by Kafka",
                                     registry=r)

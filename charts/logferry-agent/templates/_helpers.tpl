@@ -170,7 +170,9 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- $optional := dict "maxLineBytes" "max_line_bytes" "readChunkBytes" "read_chunk_bytes"
       "batchMaxBytes" "batch_max_bytes" "lingerSeconds" "linger_s" "compression" "compression"
       "maxInflightBytes" "max_inflight_bytes" "scanIntervalSeconds" "scan_interval_s"
-      "checkpointIntervalSeconds" "checkpoint_interval_s" "rotateWaitSeconds" "rotate_wait_s" -}}
+      "checkpointIntervalSeconds" "checkpoint_interval_s" "rotateWaitSeconds" "rotate_wait_s"
+      "maxOpenFiles" "max_open_files" "closeIdleSeconds" "close_idle_s"
+      "yieldAfterSeconds" "yield_after_s" -}}
 {{- range $key, $field := $optional -}}
 {{- $v := index $a $key -}}
 {{- if not (kindIs "invalid" $v) -}}
