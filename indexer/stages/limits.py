@@ -7,7 +7,9 @@ the index rejected. :func:`cap_fields` bounds one record:
 - depth: the top-level keys are depth 1. An object whose keys would lie deeper than
   ``max_depth`` is replaced by its JSON text, and so is an array that holds an object or an
   array (object arrays map every element's keys; nested arrays are one field in name only).
-  Arrays of scalars stay arrays.
+  Arrays of scalars stay arrays. ``max_depth`` counts as at most :data:`MAX_DEPTH`: deeper,
+  orjson cannot serialize the document (it stops at 255 levels) and the walk would exhaust
+  Python's recursion limit, so one deep JSON line would stop the indexer.
 - count: every key kept counts one field, objects included, as in the mapping. An object's own
   keys are kept (in their order) before anything nested in them, and nested objects are then
   filled in order: the shallow fields, usually the ones that matter, win. Once ``max_fields``
@@ -32,6 +34,8 @@ import orjson
 TRUNCATION_MARKER = "…[truncated]"
 _MARKER_BYTES = len(TRUNCATION_MARKER.encode())
 _SCALARS = (str, int, float, bool, type(None))
+# Far above OpenSearch's own index.mapping.depth.limit (20), far below orjson's 255 levels.
+MAX_DEPTH = 100
 
 
 @dataclass(slots=True)
@@ -89,7 +93,7 @@ class _Capper:
     def __init__(self, max_fields: int, max_value_bytes: int, max_depth: int) -> None:
         self.budget = max_fields if max_fields > 0 else 0
         self.max_bytes = max_value_bytes if max_value_bytes > 0 else 0
-        self.max_depth = max_depth if max_depth > 1 else 1
+        self.max_depth = min(max_depth, MAX_DEPTH) if max_depth > 1 else 1
         # A string of at most this many characters cannot exceed max_bytes (4 bytes a char at
         # most): the usual value is checked without being encoded.
         self.short = self.max_bytes // 4

@@ -37,7 +37,8 @@ class ProcessingSettings(BaseModel):
     rename_fields: dict[str, str] = Field(default_factory=dict)
     max_fields: int = Field(100, ge=1)
     max_value_bytes: int = Field(32768, ge=64)
-    max_depth: int = Field(5, ge=1)
+    # Deeper than 100 a document cannot be serialized (orjson) or walked (recursion).
+    max_depth: int = Field(5, ge=1, le=100)
     # Copy the raw line to event.original whenever a parser matched it.
     keep_original: bool = False
 
