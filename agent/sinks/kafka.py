@@ -1,21 +1,25 @@
 """The agent's Kafka sink: idempotent, acks=all, one partition per source file.
 
-Records are appended to aiokafka record-batch builders and handed over a whole batch at a time
-(``send_batch``), which costs one Python call per line instead of a coroutine per line. The
-future of each batch resolves when the broker has acknowledged it; the caller moves checkpoints
-only then.
+The pipeline hands over all the records of a chunk at once; each batch of them is framed in
+bulk and compressed off the event loop (:mod:`agent.sinks.recordbatch`), then given to the
+producer whole (``send_batch``): no Python call per line here. The future of each batch
+resolves when the broker has acknowledged it; the caller moves checkpoints only then.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from aiokafka.partitioner import DefaultPartitioner
 
+from agent.sinks.recordbatch import CODECS, RecordBatch
+from agent.stages.records import Records, as_records
 from logferry.config import AgentSettings, KafkaSettings
 from logferry.kafka import client_kwargs, start_error
 
@@ -32,6 +36,12 @@ class KafkaSink:
         # Set when a batch of the current producer failed; see _replace_producer.
         self._broken = False
         self._retiring: set[asyncio.Task[None]] = set()
+        self._codec = CODECS[agent.compression]
+        self._level = agent.compression_level
+        self._batch_max_bytes = agent.batch_max_bytes
+        # One thread compresses (the codecs release the GIL), so the event loop keeps
+        # serving acks and sockets meanwhile; one, so there is one compression context.
+        self._compressor = ThreadPoolExecutor(1, thread_name_prefix="logferry-compress")
 
     def _new_producer(self) -> AIOKafkaProducer:
         agent = self._agent
@@ -61,39 +71,24 @@ class KafkaSink:
     def partition_for(self, key: bytes) -> int:
         return int(self._partitioner(key, self._partitions, self._partitions))
 
-    def new_batch(self) -> Any:
-        return self._producer.create_batch()
+    def new_batch(self) -> RecordBatch:
+        return RecordBatch(self._codec, self._level)
 
-    @staticmethod
-    def fill(batch: Any, key: bytes, records: list[tuple[bytes, int]], start: int
-             ) -> tuple[int, int]:
-        """Append ``records[start:]`` to ``batch`` until it is full.
+    def fill(self, batch: RecordBatch, key: bytes, records: Sequence[tuple[bytes, int]],
+             start: int) -> tuple[int, int]:
+        """Put ``records[start:]`` in ``batch``, as many as fit in ``batch_max_bytes``.
 
-        Returns how many were taken and the commit offset of the last one. This is the agent's
-        hottest loop, so it calls aiokafka's C record-batch builder directly instead of going
-        through ``BatchBuilder.append`` (two Python frames per line); aiokafka is pinned, and
-        tests/unit/test_kafka_fill.py checks the result against the public API.
+        Returns how many were taken and the commit offset of the last one.
         """
-        append = batch._builder.append
-        rel = batch._relative_offset
-        no_headers: list[tuple[str, bytes | None]] = []
-        i = start
-        n = len(records)
-        commit = 0
-        while i < n:
-            value, next_commit = records[i]
-            if append(rel, None, key, value, no_headers) is None:
-                break  # full (the first record of a batch always fits)
-            rel += 1
-            commit = next_commit
-            i += 1
-        batch._relative_offset = rel
-        return i - start, commit
+        recs: Records = as_records(records)
+        stop = batch.set_records(key, recs.values, start, self._batch_max_bytes)
+        return stop - start, recs.commits[stop - 1]
 
-    async def send(self, batch: Any, partition: int) -> asyncio.Future[Any]:
+    async def send(self, batch: object, partition: int) -> asyncio.Future[Any]:
+        assert isinstance(batch, RecordBatch)
         if self._broken:
             await self._replace_producer()
-        batch.close()
+        await asyncio.get_running_loop().run_in_executor(self._compressor, batch.compress)
         producer = self._producer
         fut: asyncio.Future[Any] = await producer.send_batch(batch, self.topic,
                                                              partition=partition)
@@ -134,3 +129,4 @@ class KafkaSink:
         for task in list(self._retiring):
             with contextlib.suppress(KafkaError, OSError):
                 await task
+        self._compressor.shutdown(wait=False)

@@ -33,6 +33,9 @@ _SHAPES = frozenset(
     for frac in [b""] + [b"." + b"0" * n for n in range(1, 10)]
     for zone in (b"Z", b"+00:00", b"-00:00")
 )
+# For callers that check the shape inline (the pipeline's hot loop).
+TS_SHAPE_TABLE = _SHAPE
+TS_SHAPES = _SHAPES
 _new = tuple.__new__  # skips NamedTuple's Python-level __new__: measurably cheaper per line
 
 

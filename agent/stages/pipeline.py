@@ -17,11 +17,12 @@ from typing import Any, Protocol
 import orjson
 
 from agent.sources.tailer import Chunk
-from agent.stages.cri import parse_cri, sniff_format, timestamp_is_valid
+from agent.stages.cri import TS_SHAPE_TABLE, TS_SHAPES, parse_cri, sniff_format
 from agent.stages.docker_json import parse_docker_json
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, encode_bytes, frame_lines
+from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, encode_bytes, frame_chunk
 from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
 from agent.stages.partials import Joined, PartialJoiner
+from agent.stages.records import Records
 from logferry.config._agent_sources import MultilineSettings
 from logferry.wire import encode_line, record_head, record_prefix
 
@@ -30,7 +31,7 @@ FLAG_PARSE_ERROR = "parse_error"
 # The tail of a record for a whole CRI line, by stream: the hot path's only per-line lookup.
 _CRI_TAIL = {b"stdout": b',"stream":"stdout"}', b"stderr": b',"stream":"stderr"}'}
 
-Records = list[tuple[bytes, int]]
+__all__ = ["ContainerPipeline", "PlainPipeline", "Records", "multiline_rules"]
 
 
 def now_iso() -> str:
@@ -111,9 +112,10 @@ class PlainPipeline(_FileRecords):
         prefix = record_prefix(ts, self.host, self.kind, self.path, self.fid)
         if self._ml is None:
             if chunk.forced:
-                return [(encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT), chunk.end)]
-            return list(frame_lines(prefix, chunk.start, chunk.body, self.max_line_bytes))
-        out: Records = []
+                return Records([encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT)],
+                               [chunk.end])
+            return frame_chunk(prefix, chunk.start, chunk.body, self.max_line_bytes)
+        out = Records()
         if chunk.forced:
             self._feed(chunk.start, chunk.end, chunk.body, (FLAG_SPLIT,), now, ts, out)
             return out
@@ -146,15 +148,15 @@ class PlainPipeline(_FileRecords):
 
     def flush_stale(self, now: float) -> Records:
         if self._ml is None:
-            return []
+            return Records()
         event = self._ml.flush_if_stale(now)
-        return [self._encode(event)] if event is not None else []
+        return Records.of([self._encode(event)] if event is not None else [])
 
     def drain(self) -> Records:
         if self._ml is None:
-            return []
+            return Records()
         event = self._ml.drain()
-        return [self._encode(event)] if event is not None else []
+        return Records.of([self._encode(event)] if event is not None else [])
 
     def reset(self, start: int) -> None:
         if self._ml is not None:
@@ -180,7 +182,7 @@ class ContainerPipeline(_FileRecords):
 
     def process(self, chunk: Chunk, now: float) -> Records:
         head = self._record_head()
-        out: Records = []
+        out = Records()
         if chunk.forced:
             text, flags = _text(chunk.body, (FLAG_SPLIT, FLAG_PARSE_ERROR))
             out.append((encode_line(head, now_iso(), chunk.start, text, None, flags),
@@ -203,28 +205,35 @@ class ContainerPipeline(_FileRecords):
         """The common case, flattened: a whole (``F``) CRI line with nothing pending becomes a
         record directly, without going through the joiner; anything else takes :meth:`_line`.
         """
-        out: Records = []
-        append = out.append
+        out = Records()
+        values = out.values
+        commits = out.commits
         joiner = self._joiner
+        idle = joiner.idle  # changes only in _line
         dumps = orjson.dumps
-        ts_head = head + b',"ts":"'
+        # The head holds the path and pod fields, which may hold "%".
+        record = (head.replace(b"%", b"%%") + b',"ts":"%b","off":%d,"line":%b%b').__mod__
+        tails = _CRI_TAIL
+        shape = TS_SHAPE_TABLE
+        shapes = TS_SHAPES
         off = chunk.start
         for raw in chunk.body.split(b"\n"):
             end = off + len(raw) + 1
             parts = raw.split(b" ", 3)
-            if (len(parts) == 4 and parts[2] == b"F" and joiner.idle
-                    and (tail := _CRI_TAIL.get(parts[1])) is not None
-                    and timestamp_is_valid(parts[0])):
+            if (idle and len(parts) == 4 and parts[2] == b"F"
+                    and (tail := tails.get(parts[1])) is not None
+                    and (ts := parts[0]).translate(shape) in shapes):
                 try:
                     text = parts[3].decode()
                 except UnicodeDecodeError:
                     pass
                 else:
-                    append((b"".join((ts_head, parts[0], b'","off":', str(off).encode(),
-                                      b',"line":', dumps(text), tail)), end))
+                    values.append(record((ts, off, dumps(text), tail)))
+                    commits.append(end)
                     off = end
                     continue
             self._line(raw, off, end, False, now, head, out)
+            idle = joiner.idle
             off = end
         return out
 
@@ -274,7 +283,7 @@ class ContainerPipeline(_FileRecords):
 
     def flush_stale(self, now: float) -> Records:
         head = self._record_head()
-        out: Records = []
+        out = Records()
         for j in self._joiner.flush_if_stale(now, self.partial_timeout_s):
             if self._ml is None:
                 out.append(self._encode_joined(head, j))
@@ -288,7 +297,7 @@ class ContainerPipeline(_FileRecords):
 
     def drain(self) -> Records:
         head = self._record_head()
-        out: Records = []
+        out = Records()
         for j in self._joiner.drain():
             if self._ml is None:
                 out.append(self._encode_joined(head, j))

@@ -113,7 +113,8 @@ class AgentSettings(_Section):
     linger_s: float = Field(0.02, ge=0)
     compression: Literal["zstd", "gzip", "lz4", "snappy", "none"] = "zstd"
     # zstd: 1 when unset (about 10% larger batches than zstd's default 3 for ~40% less CPU,
-    # the agent's biggest single cost); negative levels are faster still. gzip: 9 when unset.
+    # the agent's biggest single cost); negative levels are faster still. gzip: 1-9, 9 when
+    # unset. lz4 and snappy have no levels.
     compression_level: int | None = Field(None, ge=-7, le=22)
     max_inflight_bytes: int = Field(16 * 1024 * 1024, ge=1024 * 1024)
     # One busy file may not take the whole budget: it waits, the others keep flowing.

@@ -4,7 +4,7 @@ import orjson
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, frame_lines
+from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, frame_chunk, frame_lines
 from logferry.wire import decode, record_prefix
 
 PREFIX = record_prefix("2026-11-25T00:00:00Z", "h", "file", "/p", "1:2:3")
@@ -47,3 +47,29 @@ def test_every_byte_is_accounted_for(lines: list[bytes], max_line: int) -> None:
         assert rec["off"] == expected_off
         expected_off = end
     assert expected_off == len(body) + 1
+
+
+# -- frame_chunk: the whole-chunk fast path must build exactly what frame_lines yields -------
+
+_LINE_TEXT = st.text(alphabet=st.characters(blacklist_characters="\n", blacklist_categories=["Cs"]),
+                     max_size=40)
+
+
+@given(st.lists(st.one_of(_LINE_TEXT.map(lambda t: t.encode("utf-8")),
+                          st.binary(max_size=40).filter(lambda b: b"\n" not in b)),
+                min_size=1, max_size=20),
+       st.integers(min_value=0, max_value=10**12), st.integers(min_value=8, max_value=64),
+       st.sampled_from([PREFIX, record_prefix("t", "h%d", "file", "/var/log/100%s.log", "f")]))
+def test_frame_chunk_equals_frame_lines(lines: list[bytes], start: int, max_line: int,
+                                        prefix: bytes) -> None:
+    body = b"\n".join(lines)
+    fast = frame_chunk(prefix, start, body, max_line)
+    assert list(fast) == list(frame_lines(prefix, start, body, max_line))
+    assert fast.commits[-1] == start + len(body) + 1
+
+
+def test_frame_chunk_offsets_count_bytes_not_characters() -> None:
+    body = "ünïcödé\nplain\n€".encode()
+    out = [(decode(v), end) for v, end in frame_chunk(PREFIX, 10, body, 1024)]
+    assert [(r.off, r.line, end) for r, end in out] == [
+        (10, "ünïcödé", 22), (22, "plain", 28), (28, "€", 32)]

@@ -84,3 +84,17 @@ def test_plain_multiline_joins_a_traceback_and_commits_at_clean_cuts() -> None:
     assert pipe.holding
     [(value, commit)] = pipe.drain()
     assert decode(value).line == "next" and commit == len(body) + 1
+
+
+def test_percent_signs_in_path_and_pod_fields_reach_the_record_unchanged() -> None:
+    # The hot paths build records with bytes % formatting: the head must not be a format.
+    path = "/var/log/pods/ns_100%d-pod_uid/c%s/0.log"
+    k8s = {"namespace": "ns", "labels": {"app": "50%b%%"}}
+    pipe = ContainerPipeline("h%x", path, "1:2:3", k8s, "cri", 64 * 1024, 5.0, None, 0)
+    body = b"2026-11-25T10:15:00.000000001Z stdout F 100% done"
+    [(value, _)] = list(pipe.process(Chunk(0, body, len(body) + 1), 0.0))
+    rec = decode(value)
+    assert (rec.host, rec.path, rec.k8s, rec.line) == ("h%x", path, k8s, "100% done")
+    plain = PlainPipeline("h%x", path, "1:2:3", 1024, None, 0)
+    [(value, _)] = list(plain.process(Chunk(0, b"50% off", 8), 0.0))
+    assert (decode(value).path, decode(value).line) == (path, "50% off")
