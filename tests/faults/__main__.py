@@ -3,8 +3,9 @@
     python -m tests.faults [--short] [--only SUBSTRING ...]
 
 Starts its own dev stack (Kafka 127.0.0.1:18092, OpenSearch 127.0.0.1:18200, state in
-``.logferry/faults-stack``) unless one runs there already, and stops it at the end if it
-started it. Scenario work dirs (files, configs, service logs) stay in ``.logferry/faults/``.
+``.logferry/faults-stack``; see the options) unless one runs there already, and stops it at
+the end if it started it. Scenario work dirs (files, configs, service logs) stay in
+``.logferry/faults/``.
 Exits 1 if any scenario lost, duplicated or unexpectedly dead-lettered a line.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import sys
 import time
 from dataclasses import asdict
+from pathlib import Path
 
 import orjson
 
@@ -28,6 +30,10 @@ def main() -> int:
     parser.add_argument("--short", action="store_true", help="the CI sizes")
     parser.add_argument("--only", nargs="*", default=[], metavar="SUBSTRING",
                         help="run the scenarios whose name contains one of these")
+    parser.add_argument("--state-dir", type=Path, default=ROOT / ".logferry" / "faults-stack",
+                        help="the dev stack's state dir (default: .logferry/faults-stack)")
+    parser.add_argument("--kafka-port", type=int, default=18092)
+    parser.add_argument("--opensearch-port", type=int, default=18200)
     args = parser.parse_args()
     chosen = [s for s in scenarios(args.short)
               if not args.only or any(o.lower() in s.name.lower() for o in args.only)]
@@ -35,8 +41,8 @@ def main() -> int:
         parser.error("no scenario matches --only")
     out = ROOT / ".logferry" / "faults"
     out.mkdir(parents=True, exist_ok=True)
-    stack = DevStack(ROOT / ".logferry" / "faults-stack", kafka_port=18092,
-                     opensearch_port=18200)
+    stack = DevStack(args.state_dir, kafka_port=args.kafka_port,
+                     opensearch_port=args.opensearch_port)
     already = all(s.ready for s in stack.status())
     stack.up(echo=False)
     rows: list[Row] = []

@@ -143,6 +143,8 @@ class Run:
     indexer_config: Path
     expected_dead: set[int] = field(default_factory=set)
     notes: list[str] = field(default_factory=list)
+    # What a scenario saw go wrong besides lines (e.g. a bound exceeded): fails the row.
+    failures: list[str] = field(default_factory=list)
 
     def restart_agent(self) -> None:
         self.agent.start()
@@ -233,6 +235,8 @@ def run_scenario(scenario: Scenario, stack: DevStack, base: Path) -> Row:
             scenario.cleanup(run)
         _ensure_stack(stack)
     row.note = "; ".join(run.notes)
+    if run.failures and not row.error:
+        row.error = "; ".join(run.failures)
     return row
 
 

@@ -7,8 +7,10 @@ same kinds of faults, fewer times and over less data.
 from __future__ import annotations
 
 import gzip
+import os
 import random
 import shutil
+import stat
 import subprocess
 import time
 from collections.abc import Callable
@@ -31,14 +33,14 @@ def _while_writing(run: Run, every_s: float, action: Callable[[int], None]) -> i
 
 
 def _kill_loop(run: Run, kills: int, targets: str, seed: int) -> None:
+    """``kills`` kill -9s at random moments, spread over the write window (a kill that falls
+    after the last write still hits the pipeline while it catches up)."""
     rng = random.Random(seed)
-    expected_s = run.gen.total / run.gen.rate_per_s
+    window_s = run.gen.total / run.gen.rate_per_s / kills
+    procs = [p for name, p in (("agent", run.agent), ("indexer", run.indexer))
+             if name in targets]
     for _ in range(kills):
-        # Random moments spread over the write window, each followed by a quick restart.
-        if run.gen.done.wait(rng.uniform(0.3, 1.6) * expected_s / (kills + 1)):
-            break
-        procs = [p for name, p in (("agent", run.agent), ("indexer", run.indexer))
-                 if name in targets]
+        time.sleep(rng.uniform(0.2, 0.8) * window_s)
         for proc in procs:
             proc.kill9()
         time.sleep(rng.uniform(0.2, 1.5))
@@ -210,10 +212,64 @@ def bad_input(run: Run) -> None:
                      "malformed JSON/docker/CRI lines, dangling CRI P, 5 type conflicts")
 
 
+def many_files(count: int, lines_each: int) -> Callable[[Run], None]:
+    """``count`` new files at once, more than ``agent.max_open_files``: every line is read
+    once, and the agent never holds more log-file handles than the limit."""
+
+    def inject(run: Run) -> None:
+        limit = int(orjson.loads(run.agent_config.read_bytes())["agent"]["max_open_files"])
+        crowd = run.fleet.plain_dir
+        for i in range(count):
+            target = LogFile(crowd / f"many-{i:05d}.log", "plain")
+            run.fleet.files.append(target)
+            run.gen.append(target, [run.gen.logical_line("plain") for _ in range(lines_each)])
+        peak = 0
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and run.agent.proc is not None:
+            peak = max(peak, _open_under(run.agent.proc.pid, run.fleet.root))
+            if run.gen.done.is_set() and _all_indexed_soon(run):
+                break
+            time.sleep(0.2)
+        run.notes.append(f"{count:,} files, max_open_files {limit}: at most {peak} log files "
+                         "open at once (sampled every 0.2 s)")
+        if peak > limit:
+            raise AssertionError(f"{peak} log files open at once, above the limit {limit}")
+    return inject
+
+
+def _open_under(pid: int, root: Path) -> int:
+    """How many of the process's descriptors are regular files under ``root`` (directories
+    opened for a moment to list them are not log-file handles)."""
+    prefix = str(root)
+    n = 0
+    try:
+        for fd in Path(f"/proc/{pid}/fd").iterdir():
+            try:
+                n += os.readlink(fd).startswith(prefix) and stat.S_ISREG(os.stat(fd).st_mode)
+            except OSError:
+                continue
+    except OSError:
+        return 0
+    return n
+
+
+def _all_indexed_soon(run: Run) -> bool:
+    # The checkpoint holds every file once all are read and acknowledged; cheap to look at.
+    state = Path(orjson.loads(run.agent_config.read_bytes())["agent"]["state_dir"])
+    try:
+        entries = orjson.loads((state / "checkpoints.json").read_bytes())["files"]
+    except (OSError, orjson.JSONDecodeError, KeyError):
+        return False
+    sizes = {str(f.path): f.path.stat().st_size for f in run.fleet.files}
+    done = sum(1 for e in entries if sizes.get(e.get("path")) == e.get("offset"))
+    return done >= len(sizes)
+
+
 def scenarios(short: bool) -> list[Scenario]:
     """Full sizes for ``make faults``; ``short`` for CI (same faults, fewer and smaller)."""
     n, rate = (6_000, 600.0) if short else (40_000, 1_500.0)
     kills = 2 if short else 5
+    files = 2_000 if short else 10_000
     return [
         Scenario("baseline (no fault)", lambda run: None, n // 2, rate),
         Scenario(f"agent kill -9 x{kills}", agent_kill9(kills), n, rate),
@@ -231,4 +287,6 @@ def scenarios(short: bool) -> list[Scenario]:
         Scenario("bad input", bad_input, n // 2, rate,
                  agent={"containers": {"partial_timeout_s": 2.0}},
                  indexer={"processing": {"target_field": ""}}),
+        Scenario(f"{files:,} files at once", many_files(files, 2), n // 10, rate,
+                 agent={"max_open_files": 256}),
     ]
