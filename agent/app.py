@@ -25,6 +25,7 @@ from agent.checkpointer import Checkpointer
 from agent.files import PLAN_INTERVAL_S, FileSet
 from agent.handles import raise_fd_limit
 from agent.metrics import AgentMetrics
+from agent.paths import display_path
 from agent.sinks.kafka import KafkaSink
 from agent.sources.discovery import Watcher
 from agent.sources.identity import still_matches
@@ -86,7 +87,7 @@ class Agent:
             self._telemetry = TelemetryServer(self.metrics.registry, self.health,
                                               self.settings.metrics_port)
             await self._telemetry.start()
-        watcher = Watcher(self.files.watch_roots(), self._wake, self._rescan)
+        watcher = Watcher(self.files.watch_roots(), self._wake, self._rescan, self.files)
         watcher.start(asyncio.get_running_loop())
         try:
             async with asyncio.TaskGroup() as tg:
@@ -279,6 +280,8 @@ class Agent:
             except OSError:
                 size = tailer.read_offset
             if size > tailer.read_offset:
+                if not tailer.waiting_for_newline:
+                    continue  # complete lines to read first (a copy adopted this pass)
                 # A last line without its newline: nobody will finish it now, so send it.
                 chunk = tailer.read_tail()
                 if chunk is not None:
@@ -287,6 +290,7 @@ class Agent:
             if tailer.pipeline.holding:
                 await self._send_records(tailer, tailer.pipeline.drain(), 0)
                 continue
-            log.info("released file", extra={"path": tailer.path, "fid": tailer.fid,
+            log.info("released file", extra={"path": display_path(tailer.path),
+                                              "fid": tailer.fid,
                                               "offset": tailer.acked_offset})
             self.files.release(key)

@@ -4,10 +4,14 @@ Written as JSON with a CRC to a temp file, fsynced, renamed over the old one, th
 is fsynced, so a crash leaves either the old or the new checkpoint, never a torn one. A file that
 is unreadable or fails its CRC raises :class:`CheckpointError`: silently starting from zero
 would duplicate every line, silently starting from the end would lose them.
+
+Paths are written as text: a file name that is not valid UTF-8 is written with U+FFFD in place
+of its bad bytes (the entry is still found again by device and inode).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from dataclasses import dataclass
@@ -15,6 +19,7 @@ from pathlib import Path
 
 import orjson
 
+from agent.paths import display_path
 from logferry.errors import CheckpointError
 
 FORMAT_VERSION = 1
@@ -30,6 +35,9 @@ class FileCheckpoint:
     fp_len: int
     path: str
     offset: int
+    # Read it to its end, then let it go: a rotated file or a copytruncate copy (never written
+    # again). Such an entry is also how a file already read to its end is known again.
+    finish: bool = False
 
 
 class CheckpointStore:
@@ -68,7 +76,13 @@ class CheckpointStore:
     def save(self, entries: list[FileCheckpoint]) -> None:
         # orjson writes a dataclass exactly as the dict load() reads back, and ten times faster
         # than dataclasses.asdict: this runs every checkpoint_interval_s for every known file.
-        files = orjson.dumps(entries)
+        try:
+            files = orjson.dumps(entries)
+        except orjson.JSONEncodeError:
+            # A file name that is not UTF-8 (surrogate-escaped by os): rare, so the common
+            # case pays nothing for the check.
+            files = orjson.dumps([dataclasses.replace(e, path=display_path(e.path))
+                                  for e in entries])
         body = orjson.dumps({"version": FORMAT_VERSION, "files": orjson.Fragment(files),
                              "crc32": zlib.crc32(files)})
         self.dir.mkdir(parents=True, exist_ok=True)

@@ -24,9 +24,10 @@ log = logging.getLogger("logferry.agent")
 
 
 def tailer_checkpoint(tailer: FileTailer) -> FileCheckpoint:
+    # dev + ino are those of the file read (a copy's own), fid that of its origin.
     ident = tailer.identity
     return FileCheckpoint(tailer.fid, ident.dev, ident.ino, ident.fp, ident.fp_len,
-                          tailer.path, tailer.acked_offset)
+                          tailer.path, tailer.acked_offset, tailer.orphaned)
 
 
 class Checkpointer:

@@ -2,21 +2,42 @@
 ``agent.max_open_files`` (:mod:`agent.handles` decides which wait and which close), followed
 through renames, rotation, truncation and deletion.
 
+Rotation, the two ways:
+
+- Rename (kubelet: ``0.log`` -> ``0.log.<stamp>``, logrotate's default): the renamed file is
+  the same file (device + inode). Kubelet's rotated names are matched too, so a file created
+  and rotated away between two scans is still found and read from its start; a rotated file is
+  read to its end and released once quiet for ``rotate_wait_s``, and stays known (final offset,
+  also in the checkpoint) while it exists, so no later scan or restart reads it again.
+- copytruncate: when a file turns out truncated, the copy logrotate just made next to it
+  (``app.log.1``, ``app.log-20261126``: same first line, at least as long as what was read) is
+  read from where reading was to its end, under the file's id and offsets, so the lines written
+  just before the truncation are not lost; then the truncated file is read from 0 as a new file.
+  The copy is in the checkpoint while it is read, and a file found rewritten when it is opened
+  again (the agent was down, or had closed it for the handle limit) gets the same search from
+  its checkpoint offset: a crash between noticing the truncation and finishing the copy loses
+  nothing either, unless the copy itself was deleted or compressed meanwhile.
+
 Reading and sending are the agent's (:mod:`agent.app`); this module only opens and closes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import os
 import time
+from collections.abc import Callable
 
+from agent.checkpoint import FileCheckpoint
 from agent.checkpointer import tailer_checkpoint
 from agent.handles import ClosedFile, HandleLimiter, Key, OpenView, locate_all, stat_sig
 from agent.metrics import AgentMetrics
+from agent.paths import display_path
+from agent.sources.copies import Copy, find_copy
 from agent.sources.discovery import Discovery
-from agent.sources.identity import identify, still_matches
+from agent.sources.identity import FileIdentity, identify, still_matches
 from agent.sources.kubernetes import PodFilter, PodLogRef, parse_pod_log_path, pod_glob
 from agent.sources.pod_metadata import PodMeta, PodMetadataCache, k8s_fields, pod_allowed
 from agent.sources.tailer import FileTailer
@@ -57,16 +78,61 @@ class FileSet:
         self._next_plan = 0.0
         self._wake = wake
         self._rescan = rescan
+        # Paths found before their first line was complete: a write to one is looked at now.
+        self._unborn: set[str] = set()
+        # What the latest scan matched: a file released while matched stays known.
+        self._matched: set[Key] = set()
+        # Open copies of truncated files (copytruncate), read to their end under the id of
+        # the file they copy -> their size when found.
+        self._copies: dict[Key, int] = {}
 
     def watch_roots(self) -> list[str]:
-        roots = self.discovery.watch_roots() + (
-            self.pod_discovery.watch_roots() if self.pod_discovery else [])
-        return sorted(set(roots))
+        roots = sorted(set(self.discovery.watch_roots() + (
+            self.pod_discovery.watch_roots() if self.pod_discovery else [])))
+        # Recursive watches: one inside another would report every event twice.
+        return [r for r in roots if not any(
+            other != r and r.startswith(other.rstrip("/") + "/") for other in roots)]
+
+    # -- writes to files not identified yet (agent.sources.discovery.WriteWatch) -------------
+
+    def wants(self, path: str) -> bool:
+        # Watchdog's thread: a set lookup, while the loop may change the set.
+        return path in self._unborn
+
+    def written(self, path: str) -> None:
+        """A file found before its first line was complete was written to: look at it now."""
+        if path not in self._unborn:
+            return
+        try:
+            st = os.stat(path)
+        except OSError:
+            return
+        key = (st.st_dev, st.st_ino)
+        entry = self.handles.closed.get(key)
+        if entry is not None and entry.path == path and key not in self._excluded:
+            self.handles.found(key, path, entry.ref, stat_sig(st), entry.end_limit,
+                               entry.finish)
+            self._wake.set()
 
     def release(self, key: Key) -> None:
         """Let go of an open file for good (rotated away or deleted, and finished)."""
-        self.tailers.pop(key).close()
-        self.handles.released(key)
+        tailer = self.tailers.pop(key)
+        self._copies.pop(key, None)
+        keep = None
+        if key in self._matched:
+            try:
+                st = os.fstat(tailer.fd)
+                if st.st_nlink > 0 and _names(key, tailer.path):
+                    keep = st
+            except OSError:
+                pass
+        tailer.close()
+        if keep is None:
+            self.handles.released(key)
+        else:
+            # A later scan finds it again: known, it is not read a second time.
+            cp = dataclasses.replace(tailer_checkpoint(tailer), finish=True)
+            self.handles.finished(key, tailer.path, cp, stat_sig(keep))
 
     def cancel_pending(self) -> None:
         for task in self._pending_open.values():
@@ -90,6 +156,7 @@ class FileSet:
         seen: set[Key] = set()
         start_at_end = self.start_at_end
         self.start_at_end = False
+        self._unborn.intersection_update(paths)
         for path, ref in paths.items():
             try:
                 st = os.stat(path)
@@ -97,6 +164,8 @@ class FileSet:
                 continue
             key = (st.st_dev, st.st_ino)
             seen.add(key)
+            # A kubelet-rotated name: never written again once the runtime reopened.
+            finish = ref is not None and ref.rotated is not None
             tailer = self.tailers.get(key)
             if tailer is not None and not still_matches(tailer.fd, tailer.identity.fp,
                                                         tailer.identity.fp_len):
@@ -106,15 +175,16 @@ class FileSet:
                 tailer = None
             if tailer is not None:
                 if tailer.path != path:
-                    log.info("file renamed", extra={"fid": tailer.fid, "from": tailer.path,
-                                                    "to": path})
+                    log.info("file renamed", extra={"fid": tailer.fid,
+                                                    "from": display_path(tailer.path),
+                                                    "to": display_path(path)})
                     tailer.path = path
-                    tailer.pipeline.path = path
-                tailer.orphaned = False
+                    tailer.pipeline.path = display_path(path)
+                tailer.orphaned = finish or key in self._copies
                 continue
             if key not in self._excluded:
                 self.handles.found(key, path, ref, stat_sig(st),
-                                   st.st_size if start_at_end else None)
+                                   st.st_size if start_at_end else None, finish)
         for key, tailer in self.tailers.items():
             if key in seen or tailer.orphaned:
                 continue
@@ -126,7 +196,8 @@ class FileSet:
             if not same or key not in seen:
                 tailer.orphaned = True
                 log.info("file rotated or deleted; reading it to its end",
-                         extra={"fid": tailer.fid, "path": tailer.path})
+                         extra={"fid": tailer.fid, "path": display_path(tailer.path)})
+        self._matched = seen
         unseen = self.handles.unseen(seen)
         if unseen:
             where = await asyncio.to_thread(locate_all, unseen)
@@ -141,7 +212,7 @@ class FileSet:
         self.metrics.files_vanished_unread.inc()
         log.warning("file deleted while waiting for a handle: its unread lines are lost "
                     "(raise agent.max_open_files)",
-                    extra={"path": entry.path, "unread_bytes": unread,
+                    extra={"path": display_path(entry.path), "unread_bytes": unread,
                            "fid": entry.checkpoint.fid if entry.checkpoint else None,
                            "max_open_files": self.handles.max_open})
 
@@ -150,6 +221,9 @@ class FileSet:
     def rebalance(self, now: float) -> None:
         """Close idle (or yielding) files while others wait, then open waiting files."""
         handles = self.handles
+        if handles.yielding and not handles.waiting:
+            # Nothing waits for their handles any more (a waiting file went away): read on.
+            handles.yielding.clear()
         if handles.waiting and handles.free <= 0 and now >= self._next_plan:
             self._next_plan = now + PLAN_INTERVAL_S
             views = {key: view(t) for key, t in self.tailers.items()}
@@ -198,14 +272,16 @@ class FileSet:
         self._excluded.add(key)
         self.handles.not_opened(key)
         log.info("pod excluded by annotation or labels",
-                 extra={"path": path, "namespace": ref.namespace, "pod": ref.pod})
+                 extra={"path": display_path(path), "namespace": ref.namespace,
+                        "pod": ref.pod})
 
     def _open(self, key: Key, entry: ClosedFile, meta: PodMeta | None) -> None:
         path = entry.path
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError as exc:
-            log.warning("cannot open file", extra={"path": path, "error": exc.strerror})
+            log.warning("cannot open file", extra={"path": display_path(path),
+                                                   "error": exc.strerror})
             self.handles.not_opened(key)
             return
         st = os.fstat(fd)
@@ -215,46 +291,68 @@ class FileSet:
             if (st.st_dev, st.st_ino) == key:
                 # First line not complete yet: nothing to send, look again once it changes.
                 self.handles.not_opened(key, stat_sig(st))
+                self._unborn.add(path)
             else:
                 # Renamed since the scan, another file took the name: the next scan finds both.
                 self.handles.not_opened(key)
             return
+        self._unborn.discard(path)
         saved = entry.checkpoint
         resumed = saved is not None and saved.fp == identity.fp and still_matches(
             fd, saved.fp, saved.fp_len)
         if saved is not None and resumed:
             offset = saved.offset
+            if saved.fid != identity.fid:
+                # A copytruncate copy, read under the id of the file it copies.
+                identity = dataclasses.replace(identity, origin=saved.fid)
         elif saved is not None and entry.rotated_out:
             # Found outside the globs by its inode number alone, and it is not the file that
             # had this number: not ours to read.
             os.close(fd)
             self.handles.forget(key)
             return
+        elif saved is not None:
+            # Rewritten since its checkpoint (truncated, or replaced on the same inode) while
+            # no handle was on it. Its handle goes to its copy, if there is one (what it held
+            # after the checkpoint is there); it is read as a new file after the next scan.
+            os.close(fd)
+            entry.checkpoint = None
+            self.handles.not_opened(key)
+            self._rescan.set()
+            self._open_copy(key, path, saved, entry.ref, meta)
+            return
         elif entry.end_limit is not None:
             offset = end_of_last_line(fd, entry.end_limit)
         else:
             offset = 0
         ref = entry.ref
-        tailer = FileTailer(path, fd, identity, offset)
-        tailer.orphaned = entry.rotated_out
-        tailer.key = self._record_key(identity.fid, ref)
-        if ref is None:
-            tailer.pipeline = PlainPipeline(self.host, path, identity.fid,
-                                            self.settings.max_line_bytes,
-                                            self._plain_multiline, offset)
-        else:
-            c = self.settings.containers
-            tailer.pipeline = ContainerPipeline(
-                self.host, path, identity.fid, k8s_fields(ref.wire_fields(), meta), c.format,
-                c.partial_max_bytes, c.partial_timeout_s, self._container_multiline, offset)
+        tailer = self._new_tailer(path, fd, identity, offset, ref, meta)
+        tailer.orphaned = entry.finish or entry.rotated_out
         self.tailers[key] = tailer
         self.handles.opened(key, time.monotonic(), ref, meta)
         # Closing and reopening for the handle limit is routine: not worth a line each time.
         again = entry.opened and resumed
         log.log(logging.DEBUG if again else logging.INFO,
                 "reopened file" if again else "tailing file",
-                extra={"path": path, "fid": identity.fid, "offset": offset,
+                extra={"path": display_path(path), "fid": identity.fid, "offset": offset,
                        "kind": tailer.pipeline.kind})
+
+    def _new_tailer(self, path: str, fd: int, identity: FileIdentity, offset: int,
+                    ref: PodLogRef | None, meta: PodMeta | None) -> FileTailer:
+        tailer = FileTailer(path, fd, identity, offset)
+        tailer.key = self._record_key(identity.fid, ref)
+        # Records carry the name as text; the raw one (maybe not UTF-8) is for opening.
+        shown = display_path(path)
+        if ref is None:
+            tailer.pipeline = PlainPipeline(self.host, shown, identity.fid,
+                                            self.settings.max_line_bytes,
+                                            self._plain_multiline, offset)
+        else:
+            c = self.settings.containers
+            tailer.pipeline = ContainerPipeline(
+                self.host, shown, identity.fid, k8s_fields(ref.wire_fields(), meta), c.format,
+                c.partial_max_bytes, c.partial_timeout_s, self._container_multiline, offset)
+        return tailer
 
     def _close(self, key: Key) -> None:
         """Give up an open file's handle, keeping its position, if that loses nothing."""
@@ -277,7 +375,7 @@ class FileSet:
         del self.tailers[key]
         self.metrics.files_closed_idle.inc()
         log.debug("closed file to free its handle",
-                  extra={"path": tailer.path, "fid": tailer.fid,
+                  extra={"path": display_path(tailer.path), "fid": tailer.fid,
                          "offset": tailer.acked_offset, "caught_up": caught_up})
 
     def _record_key(self, fid: str, ref: PodLogRef | None) -> bytes:
@@ -289,15 +387,111 @@ class FileSet:
         return fid.encode()
 
     def truncated(self, key: Key, tailer: FileTailer, size: int) -> None:
-        self.metrics.truncations.inc()
-        log.warning("file truncated; it is read again from its start as a new file",
-                    extra={"path": tailer.path, "fid": tailer.fid, "size": size,
-                           "read_offset": tailer.read_offset})
-        tailer.close()
+        """``tailer``'s file is shorter than what was read, or starts with other bytes."""
         del self.tailers[key]
-        self.handles.released(key)
+        info = self.handles.released(key)
+        tailer.close()  # first: its handle goes to the copy
         self._rescan.set()  # the next scan opens it again under its new identity
         self._wake.set()
+        if key in self._copies:
+            self._dropped_copy(key, tailer)
+            return
+        self.metrics.truncations.inc()
+        ident = tailer.identity
+        copy = find_copy(tailer.path, ident.fp, ident.fp_len, tailer.read_offset, key,
+                         self._known_as(ident.fp))
+        extra = {"path": display_path(tailer.path), "fid": tailer.fid, "size": size,
+                 "read_offset": tailer.read_offset}
+        if copy is None or not self._take_copy_key(copy):
+            log.warning("file truncated; it is read again from its start as a new file",
+                        extra=extra)
+            return
+        # The same tailer reads on: its position, in-flight batches and held lines (a
+        # multi-line event, a partial CRI line) all continue in the copy.
+        copy_key = (copy.st.st_dev, copy.st.st_ino)
+        tailer.fd = copy.fd
+        tailer.path = copy.path
+        tailer.pipeline.path = display_path(copy.path)
+        tailer.identity = FileIdentity(copy_key[0], copy_key[1], ident.fp, ident.fp_len,
+                                       origin=tailer.fid)
+        self._adopt_copy(copy_key, tailer, copy, info.ref if info else None,
+                         info.meta if info else None)
+        # Nothing lost: not worth a warning, which says lines were.
+        log.info("file truncated; the lines not read yet are read from its copy, then it is "
+                 "read again from its start as a new file",
+                 extra={**extra, "copy": display_path(copy.path), "copy_size": copy.st.st_size})
+
+    def _open_copy(self, key: Key, path: str, saved: FileCheckpoint, ref: PodLogRef | None,
+                   meta: PodMeta | None) -> None:
+        """Read the copy of a file found rewritten since its checkpoint ``saved``, if any."""
+        copy = find_copy(path, saved.fp, saved.fp_len, saved.offset, key,
+                         self._known_as(saved.fp))
+        extra = {"path": display_path(path), "fid": saved.fid, "offset": saved.offset}
+        if copy is None or not self._take_copy_key(copy):
+            log.info("file rewritten since its checkpoint (truncated, or a new file on the "
+                     "same inode); it is read from its start as a new file", extra=extra)
+            return
+        copy_key = (copy.st.st_dev, copy.st.st_ino)
+        identity = FileIdentity(copy_key[0], copy_key[1], saved.fp, saved.fp_len,
+                                origin=saved.fid)
+        tailer = self._new_tailer(copy.path, copy.fd, identity, saved.offset, ref, meta)
+        self._adopt_copy(copy_key, tailer, copy, ref, meta)
+        log.info("file truncated while it was not open; the lines after its checkpoint are "
+                 "read from its copy, then it is read from its start as a new file",
+                 extra={**extra, "copy": display_path(copy.path), "copy_size": copy.st.st_size})
+
+    def _known_as(self, fp: str) -> Callable[[Key], bool]:
+        """Whether a file is one the agent reads in its own right, starting with the bytes of
+        ``fp``: a rotated sibling with the same first line, not a copy (reading it as one too
+        would send its lines twice, under two ids)."""
+
+        def known(key: Key) -> bool:
+            if key in self.tailers:
+                return key not in self._copies  # an earlier copy on this inode: overwritten
+            entry = self.handles.closed.get(key)
+            return entry is not None and entry.checkpoint is not None and (
+                entry.checkpoint.fp == fp)
+
+        return known
+
+    def _take_copy_key(self, copy: Copy) -> bool:
+        """Make room for reading ``copy`` under its own key; False (``copy`` closed) when
+        the globs match it and it is read as a file of its own."""
+        copy_key = (copy.st.st_dev, copy.st.st_ino)
+        other = self.tailers.get(copy_key)
+        if other is not None:
+            if copy_key not in self._copies:
+                os.close(copy.fd)
+                return False
+            del self.tailers[copy_key]
+            self.handles.released(copy_key)
+            other.close()
+            self._dropped_copy(copy_key, other)
+        return True
+
+    def _dropped_copy(self, key: Key, tailer: FileTailer) -> None:
+        """A copy overwritten (logrotate copies onto the same app.log.1 every time) before
+        it was finished: what it still had to give is gone from the disk."""
+        unread = self._copies.pop(key) - tailer.read_offset
+        log.log(logging.WARNING if unread > 0 or tailer.inflight else logging.DEBUG,
+                "copy of a truncated file overwritten before it was finished; its lines not "
+                "read or not acknowledged yet are lost",
+                extra={"path": display_path(tailer.path), "fid": tailer.fid,
+                       "read_offset": tailer.read_offset, "unread_bytes": max(0, unread),
+                       "acked_offset": tailer.acked_offset})
+
+    def _adopt_copy(self, copy_key: Key, tailer: FileTailer, copy: Copy,
+                    ref: PodLogRef | None, meta: PodMeta | None) -> None:
+        tailer.orphaned = True
+        tailer.waiting_for_newline = False
+        # A copy is complete when found: released as soon as it is read and acknowledged,
+        # without waiting rotate_wait_s for writes that cannot come.
+        tailer.last_size = copy.st.st_size
+        tailer.last_growth = float("-inf")
+        self.tailers[copy_key] = tailer
+        self._copies[copy_key] = copy.st.st_size
+        # Replaces any entry an earlier copy on this inode left.
+        self.handles.opened(copy_key, time.monotonic(), ref, meta)
 
 
 def view(tailer: FileTailer) -> OpenView:
@@ -307,6 +501,14 @@ def view(tailer: FileTailer) -> OpenView:
         settled and tailer.acked_offset == tailer.read_offset and not tailer.pipeline.holding
         and (tailer.last_size == tailer.read_offset or tailer.waiting_for_newline),
         tailer.orphaned)
+
+
+def _names(key: Key, path: str) -> bool:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    return (st.st_dev, st.st_ino) == key
 
 
 def end_of_last_line(fd: int, limit: int) -> int:

@@ -18,6 +18,10 @@ Like Filebeat's ``harvester_limit`` and ``close_inactive``, minus their silent l
   globs match it (kubelet's ``0.log`` -> ``0.log.<timestamp>``), otherwise as a sibling in its
   directory (logrotate's ``app.log`` -> ``app.log.1``). It is continued from its checkpoint;
   outside the globs it is read to its end and released, like a rotated file that stayed open.
+- A file read to its end and released (rotated, or a copytruncate copy) that the globs still
+  match stays known, with its final offset, for as long as it exists (also in the checkpoint,
+  so across restarts): a later scan finding it again reads nothing twice, and a line appended
+  after all is read from where it stopped. Like every entry, it goes once the file is gone.
 
 The remaining loss, only while the limit is reached: a file deleted (or moved out of its
 directory) while it has no handle cannot be read any more. That is a waiting file that never
@@ -40,6 +44,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 
 from agent.checkpoint import FileCheckpoint
+from agent.paths import display_path
 from agent.sources.kubernetes import PodLogRef
 from agent.sources.pod_metadata import PodMeta
 
@@ -76,8 +81,12 @@ class ClosedFile:
     opened: bool = False
     # start_at = "end" on a first start: read from the last line that was there when found.
     end_limit: int | None = None
-    # Renamed to a name the globs do not match: read it to its end, then let it go.
+    # Found by its inode number alone, under a name the globs do not match: read it to its end
+    # if it still is the file of the checkpoint, else it is none of the agent's business.
     rotated_out: bool = False
+    # Read it to its end, then let it go (rotated, or a copytruncate copy: never written
+    # again). With ``sig`` set, it was read to its end and released already.
+    finish: bool = False
 
     @property
     def changed(self) -> bool:
@@ -95,6 +104,12 @@ class ClosedFile:
         self.path = path
         if self.checkpoint is not None:
             self.checkpoint = dataclasses.replace(self.checkpoint, path=path)
+
+    def saved(self) -> FileCheckpoint | None:
+        cp = self.checkpoint
+        if cp is None or cp.finish == self.finish:
+            return cp
+        return dataclasses.replace(cp, finish=self.finish)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,29 +161,35 @@ class HandleLimiter:
     def restore(self, checkpoints: Iterable[FileCheckpoint]) -> None:
         """Positions from the checkpoint file: each file is opened once found by a scan."""
         for cp in checkpoints:
-            self.closed[(cp.dev, cp.ino)] = ClosedFile(cp.path, checkpoint=cp)
+            self.closed[(cp.dev, cp.ino)] = ClosedFile(cp.path, checkpoint=cp, finish=cp.finish)
 
     def checkpoints(self) -> Iterator[FileCheckpoint]:
         for entry in self.closed.values():
-            if entry.checkpoint is not None:
-                yield entry.checkpoint
+            cp = entry.saved()
+            if cp is not None:
+                yield cp
 
     # -- what a scan found --------------------------------------------------------------------
 
     def found(self, key: Key, path: str, ref: PodLogRef | None, sig: Sig,
-              end_limit: int | None = None) -> None:
-        """A scan matched ``path`` (no open descriptor has this key)."""
+              end_limit: int | None = None, finish: bool = False) -> None:
+        """A scan matched ``path`` (no open descriptor has this key). ``finish``: the name is
+        a rotated one (read to its end, then released); such files go first."""
         entry = self.closed.get(key)
         urgent = False
         if entry is None:
             entry = self.closed[key] = ClosedFile(path, ref, end_limit=end_limit)
+            urgent = finish
         elif entry.path != path:
-            log.info("closed file renamed", extra={
-                "fid": entry.checkpoint.fid if entry.checkpoint else None,
-                "from": entry.path, "to": path})
+            # A checkpoint holds a name that is not UTF-8 as display text: the same name.
+            if entry.path != display_path(path):
+                log.info("closed file renamed", extra={
+                    "fid": entry.checkpoint.fid if entry.checkpoint else None,
+                    "from": display_path(entry.path), "to": display_path(path)})
+                urgent = True
             entry.move(path)
-            urgent = True
         entry.rotated_out = False
+        entry.finish = finish
         entry.ref = ref
         entry.seen = sig
         if entry.changed:
@@ -185,6 +206,10 @@ class HandleLimiter:
         A file still at its path is kept (present, if not matched); one found under another
         name is read to its end; one found nowhere is forgotten, with its checkpoint entry, so
         the checkpoint does not grow forever. Returns the forgotten ones.
+
+        A file to finish (a rotated file or a copy, from the checkpoint) that was not read to
+        its end in this run yet is read to its end, wherever it is; one that was just follows
+        its renames.
         """
         gone: list[ClosedFile] = []
         for key, path in where.items():
@@ -194,12 +219,18 @@ class HandleLimiter:
             if path is None:
                 self.forget(key)
                 gone.append(entry)
-            elif path != entry.path:
-                log.info("closed file renamed out of the globs; reading it to its end",
-                         extra={"fid": entry.checkpoint.fid if entry.checkpoint else None,
-                                "from": entry.path, "to": path})
+            elif entry.finish and entry.sig is not None:
+                if path != entry.path:
+                    entry.move(path)
+            elif path != entry.path or entry.finish:
+                if path != entry.path:
+                    log.info("closed file renamed out of the globs; reading it to its end",
+                             extra={"fid": entry.checkpoint.fid if entry.checkpoint else None,
+                                    "from": display_path(entry.path),
+                                    "to": display_path(path)})
                 entry.move(path)
                 entry.rotated_out = True
+                entry.finish = True
                 self._enqueue(key, urgent=True)
         return gone
 
@@ -247,10 +278,19 @@ class HandleLimiter:
         if entry is not None:
             entry.sig = sig
 
-    def released(self, key: Key) -> None:
-        """An open file was let go for good (rotated away and finished, or truncated)."""
-        self.open.pop(key, None)
+    def released(self, key: Key) -> _Open | None:
+        """An open file was let go for good (rotated away and finished, or truncated).
+        Returns what was known of it while open."""
         self.yielding.discard(key)
+        return self.open.pop(key, None)
+
+    def finished(self, key: Key, path: str, checkpoint: FileCheckpoint, sig: Sig) -> None:
+        """An open file was read to its end and let go, and the globs still match it: it stays
+        known (and in the checkpoint) so that finding it again reads nothing twice."""
+        info = self.open.pop(key, None)
+        self.yielding.discard(key)
+        self.closed[key] = ClosedFile(path, info.ref if info else None, checkpoint, sig, sig,
+                                      info.meta if info else None, opened=True, finish=True)
 
     def closed_file(self, key: Key, path: str, checkpoint: FileCheckpoint,
                     seen: Sig, caught_up: bool) -> None:

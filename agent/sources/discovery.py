@@ -10,7 +10,7 @@ import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 log = logging.getLogger("logferry.agent.discovery")
 
@@ -49,14 +49,32 @@ class Discovery:
         return sorted(roots)
 
 
+class WriteWatch(Protocol):
+    """Files whose writes matter before the next scan."""
+
+    def wants(self, path: str) -> bool:
+        """Whether a write to ``path`` is of interest (called on watchdog's thread)."""
+        ...
+
+    def written(self, path: str) -> None:
+        """``path``, which :meth:`wants`, was written to (called on the event loop)."""
+        ...
+
+
 class Watcher:
     """Sets ``wake`` whenever watchdog reports a change below one of the roots, and ``rescan``
-    when a file appeared, moved or went away (a write to a known file needs no glob)."""
+    when a file appeared, moved or went away (a write to a known file needs no glob). Writes
+    to the files ``writes`` wants are passed on to it, one stat instead of a whole scan: a
+    file found before its first line was complete waits for a scan to be opened, which could
+    otherwise come only after a kubelet rotating a busy log had renamed it away.
+    """
 
-    def __init__(self, roots: list[str], wake: asyncio.Event, rescan: asyncio.Event) -> None:
+    def __init__(self, roots: list[str], wake: asyncio.Event, rescan: asyncio.Event,
+                 writes: WriteWatch | None = None) -> None:
         self._roots = roots
         self._wake = wake
         self._rescan = rescan
+        self._writes = writes
         self._observer: Any = None
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -65,11 +83,16 @@ class Watcher:
 
         wake = self._wake
         rescan = self._rescan
+        writes = self._writes
 
         class _Handler(FileSystemEventHandler):
             def on_any_event(self, event: Any) -> None:
-                if event.event_type in ("created", "moved", "deleted"):
+                kind = event.event_type
+                if kind in ("created", "moved", "deleted"):
                     loop.call_soon_threadsafe(rescan.set)
+                elif (writes is not None and kind in ("modified", "closed")
+                      and isinstance(event.src_path, str) and writes.wants(event.src_path)):
+                    loop.call_soon_threadsafe(writes.written, event.src_path)
                 loop.call_soon_threadsafe(wake.set)
 
         observer = Observer()

@@ -5,6 +5,9 @@ wrong under inode reuse (a new file gets an old number). The fingerprint covers 
 (at most ``FINGERPRINT_MAX_BYTES``): it is complete before any line of the file is sent and never
 changes afterwards, so the id derived from it is stable for the file's whole life, and a file
 that was truncated and rewritten (copytruncate) gets a new one.
+
+A copy keeps the id of the file it was copied from (``origin``): logrotate's copytruncate copy
+holds the same lines at the same offsets, so what is read from it continues that file.
 """
 
 from __future__ import annotations
@@ -22,10 +25,12 @@ class FileIdentity:
     ino: int
     fp: str
     fp_len: int
+    # The id of the file this one is a copy of; None for a file that is its own origin.
+    origin: str | None = None
 
     @property
     def fid(self) -> str:
-        return f"{self.dev:x}:{self.ino:x}:{self.fp}"
+        return self.origin or f"{self.dev:x}:{self.ino:x}:{self.fp}"
 
 
 def _digest(head: bytes) -> str:

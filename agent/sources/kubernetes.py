@@ -2,8 +2,10 @@
 
 The kubelet writes ``<root>/<namespace>_<pod>_<pod-uid>/<container>/<restart>.log`` (root
 ``/var/log/pods`` by default) and renames it to ``<restart>.log.<YYYYMMDD-HHMMSS>`` on rotation;
-older rotated files are gzipped. Only the last three path components are read, so any root
-works. Everything else about a pod (labels, annotations) comes from the API server, not here.
+older rotated files are gzipped. A rotated file is never written again once the runtime has
+reopened: the agent reads it to its end and lets it go. Only the last three path components
+are read, so any root works. Everything else about a pod (labels, annotations) comes from the
+API server, not here.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ _CONTAINER = _NAMESPACE
 # A UUID for API pods, a hex config hash for static pods.
 _POD_UID = re.compile(r"[0-9A-Za-z-]+")
 # Live file or rename-rotated one; ".gz" and the ".tmp" of a compression in progress are out.
-_FILE = re.compile(r"(\d+)\.log(?:\.(\d{8}-\d{6}))?")
+# The kubelet's stamp has whole seconds; fractions (other rotators, the fault suite's rotation
+# twice a second) are accepted, since a name left out is a file never read.
+_FILE = re.compile(r"(\d+)\.log(?:\.(\d{8}-\d{6}(?:\.\d{1,9})?))?")
 
 
 class PodLogRef(NamedTuple):
@@ -31,7 +35,8 @@ class PodLogRef(NamedTuple):
     pod_uid: str
     container: str
     restart: int
-    rotated: str | None = None  # "YYYYMMDD-HHMMSS" of a rotated file, None for the live one
+    # "YYYYMMDD-HHMMSS[.fraction]" of a rotated file, None for the live one.
+    rotated: str | None = None
 
     def wire_fields(self) -> dict[str, str | int]:
         """The record's ``k8s`` object (see :mod:`logferry.wire`)."""
