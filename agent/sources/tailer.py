@@ -3,6 +3,12 @@
 Offsets are byte offsets in the file. ``read_offset`` is the next byte to read (always the start
 of a line, or of a piece of an over-long line). ``acked_offset`` trails it: every byte before it
 is in Kafka. Only ``acked_offset`` is ever checkpointed.
+
+Over-long lines are cut here, never in a pipeline: a line longer than ``max_line_bytes`` leaves
+the tailer as forced chunks (pieces without their newline, cut by
+:func:`agent.stages.framing.piece_end`) and a last piece that starts the next chunk, marked
+``continued``. So a chunk that is not forced holds no line over the limit, and what the
+pipelines make of a file does not depend on how reads cut it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.sources.identity import FileIdentity
+from agent.stages.framing import piece_end
 
 
 @dataclass(slots=True)
@@ -23,8 +30,11 @@ class Chunk:
     start: int
     body: bytes
     end: int
-    # A piece of a line longer than max_line_bytes with no newline yet: sent as one record.
+    # A piece of a line longer than max_line_bytes with no newline yet, or the last bytes of
+    # a finished file: sent as one record.
     forced: bool = False
+    # The first line began before ``start``: it is the rest of an over-long line.
+    continued: bool = False
 
 
 @dataclass(slots=True)
@@ -56,6 +66,10 @@ class FileTailer:
     pipeline: Any = None
     # Kafka record key (partition choice); by default the file id.
     key: bytes = b""
+    # Where the last read stopped, and whether that was inside a line (after a forced
+    # piece). A read that starts anywhere else (a resume, a rewind) looks at the byte before.
+    _stop: int = field(default=-1, repr=False)
+    _stop_inside: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.acked_offset < 0:
@@ -69,29 +83,48 @@ class FileTailer:
         return os.fstat(self.fd).st_size
 
     def read_chunk(self, max_bytes: int, max_line_bytes: int) -> Chunk | None:
-        """Complete lines from ``read_offset``; None when no complete line is there yet."""
-        data = os.pread(self.fd, max(max_bytes, max_line_bytes), self.read_offset)
+        """Complete lines from ``read_offset``, or the next piece of an over-long line; None
+        when neither is there yet."""
+        start = self.read_offset
+        # One byte over the limit: a line of exactly max_line_bytes is whole only once its
+        # newline is seen, and only a line really over the limit may be cut.
+        data = os.pread(self.fd, max(max_bytes, max_line_bytes + 1), start)
         if not data:
             return None
         cut = data.rfind(b"\n")
-        start = self.read_offset
+        if cut > max_line_bytes:  # only when max_bytes > max_line_bytes
+            long_at = _first_long_line(data, cut, max_line_bytes)
+            if long_at >= 0:
+                cut = long_at - 1  # up to that line; -1 when it is the first one
         if cut < 0:
-            if len(data) < max_line_bytes:
+            if len(data) <= max_line_bytes:
                 return None
-            body = data[:max_line_bytes]
-            self.read_offset = start + len(body)
-            return Chunk(start, body, self.read_offset, forced=True)
-        self.read_offset = start + cut + 1
-        return Chunk(start, data[:cut], self.read_offset)
+            continued = self._starts_inside_line(start)
+            end = start + piece_end(data, 0, max_line_bytes)
+            self.read_offset = self._stop = end
+            self._stop_inside = True
+            return Chunk(start, data[: end - start], end, forced=True, continued=continued)
+        continued = self._starts_inside_line(start)
+        self.read_offset = self._stop = start + cut + 1
+        self._stop_inside = False
+        return Chunk(start, data[:cut], self.read_offset, continued=continued)
 
     def read_tail(self) -> Chunk | None:
         """The bytes after the last newline, for a file that will never be written again."""
-        data = os.pread(self.fd, 1 << 30, self.read_offset)
+        start = self.read_offset
+        data = os.pread(self.fd, 1 << 30, start)
         if not data:
             return None
-        start = self.read_offset
-        self.read_offset = start + len(data)
-        return Chunk(start, data, self.read_offset, forced=True)
+        continued = self._starts_inside_line(start)
+        self.read_offset = self._stop = start + len(data)
+        self._stop_inside = True
+        return Chunk(start, data, self.read_offset, forced=True, continued=continued)
+
+    def _starts_inside_line(self, offset: int) -> bool:
+        if offset == self._stop:
+            return self._stop_inside
+        # read_offset is always a line start or a cut between pieces (see the module doc).
+        return offset > 0 and os.pread(self.fd, 1, offset - 1) != b"\n"
 
     # -- acknowledgements -------------------------------------------------------------------
 
@@ -133,3 +166,17 @@ class FileTailer:
     def close(self) -> None:
         with contextlib.suppress(OSError):
             os.close(self.fd)
+
+
+def _first_long_line(data: bytes, stop: int, max_line_bytes: int) -> int:
+    """Where the first line longer than ``max_line_bytes`` starts in ``data[:stop]``
+    (complete lines: ``data[stop]`` is a newline), or -1 if there is none."""
+    pos = 0
+    # A line is over the limit iff the limit + 1 bytes from its start hold no newline. Jumping
+    # to the last newline in that window moves on by more than the limit every two steps.
+    while stop - pos > max_line_bytes:
+        nl = data.rfind(b"\n", pos, pos + max_line_bytes + 1)
+        if nl < 0:
+            return pos
+        pos = nl + 1
+    return -1

@@ -22,13 +22,16 @@ FLAG_SPLIT = "split"
 _NEXT_LINE = (1).__add__  # a line's length -> how far the next one starts after it
 
 
-def frame_chunk(prefix: bytes, start: int, body: bytes, max_line_bytes: int) -> Records:
+def frame_chunk(prefix: bytes, start: int, body: bytes, max_line_bytes: int,
+                continued: bool = False) -> Records:
     """The records :func:`frame_lines` yields, built for the whole chunk at once.
 
-    The common chunk (valid UTF-8, no line over ``max_line_bytes``) takes one decode, one
-    split, one ``accumulate`` for the offsets and one format per line; any other chunk is
-    handed to :func:`frame_lines` whole.
+    The common chunk (valid UTF-8, no line over ``max_line_bytes``, not ``continued``) takes
+    one decode, one split, one ``accumulate`` for the offsets and one format per line; any
+    other chunk is handed to :func:`frame_lines` whole.
     """
+    if continued:
+        return Records.of(frame_lines(prefix, start, body, max_line_bytes, continued))
     lengths: list[int] | None = None
     if body.isascii():
         lines = body.decode("ascii").split("\n")
@@ -38,7 +41,10 @@ def frame_chunk(prefix: bytes, start: int, body: bytes, max_line_bytes: int) -> 
         except UnicodeDecodeError:
             return Records.of(frame_lines(prefix, start, body, max_line_bytes))
         lengths = list(map(len, body.split(b"\n")))  # in bytes, unlike the str lines
-    if max(map(len, lines) if lengths is None else lengths) > max_line_bytes:
+    # A chunk within the limit cannot hold a line over it: with read_chunk_bytes <=
+    # max_line_bytes (the default) every chunk of the tailer is, and skips this scan.
+    if len(body) > max_line_bytes and max(
+            map(len, lines) if lengths is None else lengths) > max_line_bytes:
         return Records.of(frame_lines(prefix, start, body, max_line_bytes))
     # offsets[i] is where line i starts, offsets[i + 1] just past its newline (its commit).
     offsets = list(accumulate(map(_NEXT_LINE, map(len, lines) if lengths is None else lengths),
@@ -52,16 +58,26 @@ def frame_chunk(prefix: bytes, start: int, body: bytes, max_line_bytes: int) -> 
     return Records(values, offsets)
 
 
-def frame_lines(prefix: bytes, start: int, body: bytes, max_line_bytes: int
-                ) -> Iterator[tuple[bytes, int]]:
+def frame_lines(prefix: bytes, start: int, body: bytes, max_line_bytes: int,
+                continued: bool = False) -> Iterator[tuple[bytes, int]]:
     """Yield ``(record value, offset just past this record)`` for each line of ``body``.
 
     ``body`` holds complete lines without the final newline; ``start`` is the file offset of
     its first byte. Lines longer than ``max_line_bytes`` come out as several records flagged
-    ``split``, each with its own exact offset, so a checkpoint may fall between the pieces and a
-    resume re-splits at the same places.
+    ``split`` (cut where :func:`piece_end` says), each with its own exact offset, so a
+    checkpoint may fall between the pieces and a resume re-splits at the same places.
+    ``continued``: the first line began before ``start`` (the rest of a line whose first
+    pieces were sent already), so it is a piece too, flagged ``split`` however short.
     """
     off = start
+    if continued:
+        nl = body.find(b"\n")
+        first = body if nl < 0 else body[:nl]
+        yield from _split_long(prefix, off, first, max_line_bytes)
+        if nl < 0:
+            return
+        off += nl + 1
+        body = body[nl + 1 :]
     if body.isascii():
         for line in body.decode("ascii").split("\n"):
             n = len(line)
@@ -94,12 +110,47 @@ def encode_bytes(prefix: bytes, off: int, raw: bytes, extra_flag: str | None = N
                      b',"flags":', orjson.dumps(flags), b"}"))
 
 
+def piece_end(data: bytes, start: int, max_line_bytes: int) -> int:
+    """Where the piece of an over-long line that begins at ``data[start]`` ends.
+
+    ``max_line_bytes`` on, or the end of ``data``; moved back to the first byte of a UTF-8
+    character the cut would fall inside (at most 3 bytes back, and never to an empty piece),
+    so that the pieces of valid UTF-8 stay valid. Framing, the pipelines and the tailer all
+    cut here: pieces come out the same however reads cut the file, and a resume between
+    pieces re-cuts at the same places.
+    """
+    end = start + max_line_bytes
+    if end >= len(data):
+        return len(data)
+    for cut in range(end, max(end - 3, start + 1) - 1, -1):
+        byte = data[cut]
+        if not 0x80 <= byte < 0xC0:  # not a continuation byte: a character starts here
+            # Back to it only if the cut falls inside its sequence: stray continuation bytes
+            # are invalid either way, so binary data is cut where it always was.
+            if byte >= 0xC0 and 2 + (byte >= 0xE0) + (byte >= 0xF0) > end - cut > 0:
+                return cut
+            return end
+    return end  # a character longer than a whole piece, or invalid UTF-8
+
+
+def pieces(raw: bytes, max_line_bytes: int) -> Iterator[tuple[int, int]]:
+    """``(begin, end)`` of each piece of ``raw``, one line, as :func:`piece_end` cuts it; the
+    whole line at once when it is not over-long (also when it is empty)."""
+    total = len(raw)
+    if total <= max_line_bytes:
+        yield 0, total
+        return
+    begin = 0
+    while begin < total:
+        end = piece_end(raw, begin, max_line_bytes)
+        yield begin, end
+        begin = end
+
+
 def _split_long(prefix: bytes, off: int, raw: bytes, max_line_bytes: int
                 ) -> Iterator[tuple[bytes, int]]:
     total = len(raw)
-    for i in range(0, total, max_line_bytes):
-        piece = raw[i : i + max_line_bytes]
-        end = off + i + len(piece)
+    for begin, end in pieces(raw, max_line_bytes):
         # The last piece also consumes the newline that ended the line.
-        yield encode_bytes(prefix, off + i, piece, FLAG_SPLIT), end + (1 if end == off + total
-                                                                         else 0)
+        yield (encode_bytes(prefix, off + begin, raw[begin:end], FLAG_SPLIT),
+               off + end + (1 if end == total else 0))

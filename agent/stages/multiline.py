@@ -21,7 +21,10 @@ A line of another stream (CRI stdout vs stderr) always starts a new event: event
 streams. The event open last stays open until a line starts the next one, ``timeout_s`` passes
 without a new line (:meth:`MultilineJoiner.flush_if_stale`), or the file is done
 (:meth:`MultilineJoiner.drain`). An event reaching ``max_lines`` or ``max_bytes`` is emitted
-flagged ``split`` and continues as a new event flagged ``split``: nothing is dropped.
+flagged ``split`` and continues as a new event flagged ``split``: nothing is dropped. The pieces
+of a line cut at a length limit (``max_line_bytes``, a container's ``partial_max_bytes``) are
+never joined: each ends the open event and goes out alone (:meth:`MultilineJoiner.alone`), so
+the file's text stays recoverable from the records.
 
 Checkpoints follow :mod:`agent.stages.partials`: an event's origin is its first line's offset;
 ``Event.commit`` is the latest clean cut (no event straddles it, and the stage before this one,
@@ -189,6 +192,16 @@ class MultilineJoiner:
         if not self._open and self._max_end <= commit:
             self._cut = commit
         return self._cut
+
+    def alone(self, end: int, commit: int | None = None) -> tuple[Event | None, int]:
+        """The line ending at ``end`` is a piece of a line cut at a length limit: it goes out
+        as a record of its own and ends the open event. Returns that event (to be sent before
+        the piece), if any, and the ``commit`` for the piece's record.
+
+        Joined to an event, a piece would be set off by a newline the file does not have.
+        """
+        closed = self.drain()
+        return closed, self.bypass(end, commit)
 
     def pending_start(self) -> int | None:
         """Where reading must resume to rebuild the open event; None if none is open.

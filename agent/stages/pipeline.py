@@ -7,6 +7,11 @@ the same records with the same origins (see :mod:`agent.stages.partials`).
 - :class:`PlainPipeline`: lines of a plain file, optionally joined into multi-line events.
 - :class:`ContainerPipeline`: CRI or docker json-file lines of a container, partial pieces
   joined, optionally multi-line events; unparseable lines go out raw, flagged ``parse_error``.
+
+A line over ``max_line_bytes`` reaches a pipeline in pieces (see :mod:`agent.sources.tailer`):
+each piece is one record flagged ``split``, never joined into a multi-line event (that would
+add a newline the file does not have); in a container log it also skips parsing and is
+flagged ``parse_error``, as no runtime writes such a line.
 """
 
 from __future__ import annotations
@@ -19,7 +24,13 @@ import orjson
 from agent.sources.tailer import Chunk
 from agent.stages.cri import TS_SHAPE_TABLE, TS_SHAPES, parse_cri, sniff_format
 from agent.stages.docker_json import parse_docker_json
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, encode_bytes, frame_chunk
+from agent.stages.framing import (
+    FLAG_INVALID_UTF8,
+    FLAG_SPLIT,
+    encode_bytes,
+    frame_chunk,
+    pieces,
+)
 from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
 from agent.stages.partials import Joined, PartialJoiner
 from agent.stages.records import Records
@@ -114,32 +125,45 @@ class PlainPipeline(_FileRecords):
             if chunk.forced:
                 return Records([encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT)],
                                [chunk.end])
-            return frame_chunk(prefix, chunk.start, chunk.body, self.max_line_bytes)
+            return frame_chunk(prefix, chunk.start, chunk.body, self.max_line_bytes,
+                               chunk.continued)
         out = Records()
         if chunk.forced:
-            self._feed(chunk.start, chunk.end, chunk.body, (FLAG_SPLIT,), now, ts, out)
+            self._alone(chunk.start, chunk.end, chunk.body, ts, out)
             return out
         off = chunk.start
         limit = self.max_line_bytes
-        for raw in chunk.body.split(b"\n"):
+        lines = iter(chunk.body.split(b"\n"))
+        if chunk.continued:  # the rest of an over-long line: its last piece
+            raw = next(lines)
+            end = off + len(raw) + 1
+            self._pieces(off, end, raw, ts, out)
+            off = end
+        ml = self._ml
+        for raw in lines:
             end = off + len(raw) + 1
             if len(raw) <= limit:
-                self._feed(off, end, raw, (), now, ts, out)
-            else:
-                for i in range(0, len(raw), limit):
-                    piece = raw[i : i + limit]
-                    piece_end = off + i + len(piece)
-                    self._feed(off + i, end if piece_end == end - 1 else piece_end, piece,
-                               (FLAG_SPLIT,), now, ts, out)
+                event = ml.feed(off, end, raw, now=now, ts=ts)
+                if event is not None:
+                    out.append(self._encode(event))
+            else:  # only in chunks not cut by the tailer
+                self._pieces(off, end, raw, ts, out)
             off = end
         return out
 
-    def _feed(self, off: int, end: int, raw: bytes, flags: tuple[str, ...], now: float,
-              ts: str, out: Records) -> None:
+    def _pieces(self, off: int, end: int, raw: bytes, ts: str, out: Records) -> None:
+        """The pieces of the line ``raw`` at ``[off, end)``, each a record of its own."""
+        for begin, stop in pieces(raw, self.max_line_bytes):
+            self._alone(off + begin, end if stop == len(raw) else off + stop, raw[begin:stop],
+                        ts, out)
+
+    def _alone(self, off: int, end: int, raw: bytes, ts: str, out: Records) -> None:
         assert self._ml is not None
-        event = self._ml.feed(off, end, raw, now=now, ts=ts, flags=flags)
+        event, commit = self._ml.alone(end)
         if event is not None:
             out.append(self._encode(event))
+        text, flags = _text(raw, (FLAG_SPLIT,))
+        out.append((encode_line(self._record_head(), ts, off, text, None, flags), commit))
 
     def _encode(self, event: Event) -> tuple[bytes, int]:
         text, flags = _text(event.message, event.flags)
@@ -184,9 +208,17 @@ class ContainerPipeline(_FileRecords):
         head = self._record_head()
         out = Records()
         if chunk.forced:
-            text, flags = _text(chunk.body, (FLAG_SPLIT, FLAG_PARSE_ERROR))
-            out.append((encode_line(head, now_iso(), chunk.start, text, None, flags),
-                        self._bypass(chunk.end)))
+            self._raw_piece(chunk.body, chunk.start, chunk.end, head, out)
+            return out
+        if chunk.continued:
+            # The last piece of a line over max_line_bytes, like its first pieces: raw.
+            nl = chunk.body.find(b"\n")
+            if nl < 0:
+                self._raw_piece(chunk.body, chunk.start, chunk.end, head, out)
+                return out
+            self._raw_piece(chunk.body[:nl], chunk.start, chunk.start + nl + 1, head, out)
+            out.extend(self.process(Chunk(chunk.start + nl + 1, chunk.body[nl + 1 :],
+                                          chunk.end), now))
             return out
         if self.format is None:
             first = chunk.body.split(b"\n", 1)[0]
@@ -260,6 +292,12 @@ class ContainerPipeline(_FileRecords):
                 else:
                     self._to_multiline(head, joined, now, out)
 
+    def _raw_piece(self, raw: bytes, off: int, end: int, head: bytes, out: Records) -> None:
+        """A piece of a line over max_line_bytes, as is: runtimes cut their lines into ``P``
+        pieces far below that limit, so such a line was never CRI or docker json-file."""
+        text, flags = _text(raw, (FLAG_SPLIT, FLAG_PARSE_ERROR))
+        out.append((encode_line(head, now_iso(), off, text, None, flags), self._bypass(end)))
+
     def _bypass(self, end: int) -> int:
         commit = self._joiner.bypass(end)
         if self._ml is not None:
@@ -272,6 +310,12 @@ class ContainerPipeline(_FileRecords):
 
     def _to_multiline(self, head: bytes, j: Joined, now: float, out: Records) -> None:
         assert self._ml is not None
+        if FLAG_SPLIT in j.flags:  # a piece of a line cut at partial_max_bytes: never joined
+            closed, commit = self._ml.alone(j.end, j.commit)
+            if closed is not None:
+                out.append(self._encode_event(head, closed))
+            out.append(self._encode_joined(head, j._replace(commit=commit)))
+            return
         event = self._ml.feed(j.offset, j.end, j.message, now=now, ts=j.ts, stream=j.stream,
                               flags=j.flags, commit=j.commit)
         if event is not None:

@@ -1,10 +1,17 @@
 from __future__ import annotations
 
 import orjson
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, frame_chunk, frame_lines
+from agent.stages.framing import (
+    FLAG_INVALID_UTF8,
+    FLAG_SPLIT,
+    frame_chunk,
+    frame_lines,
+    piece_end,
+)
 from logferry.wire import decode, record_prefix
 
 PREFIX = record_prefix("2026-11-25T00:00:00Z", "h", "file", "/p", "1:2:3")
@@ -59,12 +66,13 @@ _LINE_TEXT = st.text(alphabet=st.characters(blacklist_characters="\n", blacklist
                           st.binary(max_size=40).filter(lambda b: b"\n" not in b)),
                 min_size=1, max_size=20),
        st.integers(min_value=0, max_value=10**12), st.integers(min_value=8, max_value=64),
-       st.sampled_from([PREFIX, record_prefix("t", "h%d", "file", "/var/log/100%s.log", "f")]))
+       st.sampled_from([PREFIX, record_prefix("t", "h%d", "file", "/var/log/100%s.log", "f")]),
+       st.booleans())
 def test_frame_chunk_equals_frame_lines(lines: list[bytes], start: int, max_line: int,
-                                        prefix: bytes) -> None:
+                                        prefix: bytes, continued: bool) -> None:
     body = b"\n".join(lines)
-    fast = frame_chunk(prefix, start, body, max_line)
-    assert list(fast) == list(frame_lines(prefix, start, body, max_line))
+    fast = frame_chunk(prefix, start, body, max_line, continued)
+    assert list(fast) == list(frame_lines(prefix, start, body, max_line, continued))
     assert fast.commits[-1] == start + len(body) + 1
 
 
@@ -73,3 +81,26 @@ def test_frame_chunk_offsets_count_bytes_not_characters() -> None:
     out = [(decode(v), end) for v, end in frame_chunk(PREFIX, 10, body, 1024)]
     assert [(r.off, r.line, end) for r, end in out] == [
         (10, "ünïcödé", 22), (22, "plain", 28), (28, "€", 32)]
+
+
+def test_the_rest_of_a_continued_line_is_a_piece_however_short() -> None:
+    out = [(decode(v), end) for v, end in frame_chunk(PREFIX, 4, b"aa\nb", 1024, True)]
+    assert [(r.off, r.line, r.flags, end) for r, end in out] == [
+        (4, "aa", [FLAG_SPLIT], 7), (7, "b", [], 9)]
+
+
+@pytest.mark.parametrize(("data", "start", "limit", "end"), [
+    (b"abcdef", 0, 4, 4),  # ASCII: at the limit
+    (b"abc", 0, 4, 3),  # the rest fits
+    ("aé".encode(), 0, 2, 1),  # back before "é"
+    ("a€b".encode(), 0, 3, 1),  # back 2 bytes, to the start of "€"
+    ("a😀b".encode(), 0, 4, 1),  # back 3 bytes, to the start of "😀"
+    ("a😀b".encode(), 0, 5, 5),  # right after it: no move
+    ("😀".encode(), 0, 2, 2),  # a character longer than a piece: cut, never an empty piece
+    ("x😀".encode(), 1, 2, 3),  # ... also further into the data
+    (b"ab\x80\x80\x80", 0, 3, 3),  # stray continuation bytes: invalid anyway, cut as is
+    (b"\xe2\x82\xe2\x82\xac", 0, 3, 2),  # a truncated "€" before a whole one
+])
+def test_piece_end_moves_back_only_to_the_character_it_would_cut(
+        data: bytes, start: int, limit: int, end: int) -> None:
+    assert piece_end(data, start, limit) == end

@@ -20,7 +20,7 @@ def _container() -> ContainerPipeline:
 
 
 def _general(pipe: ContainerPipeline, body: bytes) -> Records:
-    out: Records = []
+    out = Records()
     head = pipe._record_head()
     off = 0
     for raw in body.split(b"\n"):
@@ -98,3 +98,31 @@ def test_percent_signs_in_path_and_pod_fields_reach_the_record_unchanged() -> No
     plain = PlainPipeline("h%x", path, "1:2:3", 1024, None, 0)
     [(value, _)] = list(plain.process(Chunk(0, b"50% off", 8), 0.0))
     assert (decode(value).path, decode(value).line) == (path, "50% off")
+
+
+def test_the_rest_of_an_over_long_line_goes_out_raw_like_its_first_pieces() -> None:
+    # The tailer sent the first pieces of a line over max_line_bytes as forced chunks; the next
+    # chunk starts with its last piece, which may look like CRI but is not a line of its own.
+    pipe = _container()
+    cri = b"2026-11-25T10:15:00.000000001Z stdout F next"
+    body = b"2026-11-25T10:15:00.000000000Z stdout F tail\n" + cri
+    records = pipe.process(Chunk(100, body, 100 + len(body) + 1, continued=True), 0.0)
+    first, second = (decode(v) for v, _ in records)
+    assert (first.off, first.flags) == (100, ["split", "parse_error"])
+    assert first.line == body.split(b"\n")[0].decode()
+    nxt = 100 + body.index(b"\n") + 1
+    assert (second.off, second.line, second.flags) == (nxt, "next", [])
+    assert [c for _, c in records] == [nxt, 100 + len(body) + 1]
+
+
+def test_plain_multiline_sends_the_pieces_of_a_long_line_alone() -> None:
+    from agent.stages.multiline import MultilineRules
+
+    pipe = PlainPipeline("h", "/x.log", "1:2:3", 4, MultilineRules(mode="indent"), 0)
+    body = b"head\n  aaaaaa\n  b"
+    records = pipe.process(Chunk(0, body, len(body) + 1), 0.0)
+    # The open event ends before the pieces; the indented line after them opens a new one.
+    assert [(decode(v).off, decode(v).line, decode(v).flags, c) for v, c in records] == [
+        (0, "head", [], 5), (5, "  aa", ["split"], 9), (9, "aaaa", ["split"], 14)]
+    [(value, commit)] = pipe.drain()
+    assert (decode(value).off, decode(value).line, commit) == (14, "  b", len(body) + 1)

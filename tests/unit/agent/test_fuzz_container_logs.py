@@ -22,7 +22,7 @@ from agent.sources.identity import FileIdentity
 from agent.sources.tailer import FileTailer
 from agent.stages.cri import CriLine, parse_cri, sniff_format, timestamp_is_valid
 from agent.stages.docker_json import parse_docker_json
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT
+from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, piece_end
 from agent.stages.multiline import MultilineRules
 from agent.stages.partials import FLAG_UNTERMINATED, PartialJoiner
 from agent.stages.pipeline import FLAG_PARSE_ERROR, ContainerPipeline
@@ -203,7 +203,7 @@ def read_container_file(data: bytes, fmt: str, read_bytes: int, max_line: int,
                         ) -> list[tuple[dict[str, Any], int]]:
     pipe = ContainerPipeline("h", "/c.log", "1:2:3", {"namespace": "ns"}, fmt, partial_max,
                              5.0, multiline, 0)
-    out = []
+    out: list[tuple[bytes, int]] = []
     with tempfile.TemporaryFile() as f:
         f.write(data)
         f.flush()
@@ -309,13 +309,56 @@ def test_container_files_never_break_on_long_lines_or_a_tail(
         assert 0 <= rec["off"] < len(data)
         flags = rec.get("flags", [])
         if FLAG_PARSE_ERROR in flags:
-            # Raw bytes at their own offset (a forced piece at most max_line of them).
+            # Raw bytes at their own offset (a piece of a long line: as far as the cut).
             raw = data[rec["off"]:].split(b"\n", 1)[0]
             if FLAG_SPLIT in flags:
-                raw = raw[:max_line]
+                raw = raw[:piece_end(raw, 0, max_line)]
             assert rec["line"] == raw.decode("utf-8", errors="replace")
     if data:
         assert recs, "every line read is in some record"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(cri_files, docker_files), st.sampled_from(["cri", "docker", "auto"]),
+       st.binary(max_size=30), st.integers(1, 64), st.integers(1, 64), st.integers(1, 32),
+       st.sampled_from([None, MultilineRules(max_lines=3, max_bytes=60)]))
+def test_container_records_do_not_depend_on_how_reads_cut_long_lines(
+        lines: list[bytes], fmt: str, tail: bytes, read_a: int, read_b: int, max_line: int,
+        multiline: MultilineRules | None) -> None:
+    data = b"".join(line + b"\n" for line in lines) + tail.replace(b"\n", b"")
+    a = read_container_file(data, fmt, read_a, max_line, multiline=multiline)
+    b = read_container_file(data, fmt, read_b, max_line, multiline=multiline)
+    assert comparable(a) == comparable(b)
+    assert [c for _, c in a] == [c for _, c in b]
+    # A line over max_line_bytes never reaches a parser: all of it goes out raw, in pieces.
+    for rec, _ in a:
+        if line_length_at(data, rec["off"]) > max_line:
+            assert {FLAG_SPLIT, FLAG_PARSE_ERROR} <= set(rec["flags"])
+
+
+def line_length_at(data: bytes, off: int) -> int:
+    begin = data.rfind(b"\n", 0, off) + 1
+    end = data.find(b"\n", off)
+    return (len(data) if end < 0 else end) - begin
+
+
+@settings(max_examples=150, deadline=None)
+@given(cri_files, st.integers(1, 200), st.integers(1, 24),
+       st.sampled_from([MultilineRules(max_lines=3, max_bytes=60), MultilineRules(
+           mode="start_pattern", start_pattern=re.compile(b"[a-z]"))]))
+@example([b"2026-11-25T10:15:00Z stdout P aaaa", b"2026-11-25T10:15:00Z stdout P  bbb",
+          b"2026-11-25T10:15:00Z stdout F  ccc"], 200, 4, MultilineRules())
+def test_multiline_never_joins_the_pieces_of_a_line_cut_at_partial_max_bytes(
+        lines: list[bytes], read_bytes: int, partial_max: int, rules: MultilineRules) -> None:
+    data = b"".join(line + b"\n" for line in lines)
+    max_line = max((len(line) for line in lines), default=0) + 1
+    alone = comparable(read_container_file(data, "cri", read_bytes, max_line, partial_max))
+    joined = comparable(read_container_file(data, "cri", read_bytes, max_line, partial_max,
+                                            multiline=rules))
+    # Each piece goes out as it would without multi-line: no newline the file does not have.
+    pieces = [rec for rec in alone if FLAG_SPLIT in rec[3]]
+    at = {rec[0] for rec in pieces}  # (events cut at max_lines are flagged split too)
+    assert [rec for rec in joined if rec[0] in at] == pieces
 
 
 # --- PartialJoiner fed at random ----------------------------------------------------------------

@@ -5,14 +5,18 @@ The promise checked here: whatever bytes a file holds (NUL, CR, invalid UTF-8, l
 the byte offset of its first byte, the next record starts where it ends) and each record's line
 is its bytes, except for the documented losses: invalid UTF-8 comes out as U+FFFD with the
 ``invalid_utf8`` flag, and a line over ``max_line_bytes`` comes out in several pieces flagged
-``split``. So a valid UTF-8 file is rebuilt byte for byte from its records.
+``split``, cut between characters (inside one only if it is longer than a piece). So a valid
+UTF-8 file is rebuilt byte for byte from its records, and the pieces do not depend on how
+reads cut the file, nor on where a resume starts.
 """
 
 from __future__ import annotations
 
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from itertools import pairwise
 from typing import Any
 
 import orjson
@@ -123,8 +127,8 @@ def test_frame_lines_tiles_the_body_with_exact_offsets(body: bytes, start: int,
         assert split == (line_length_at(body, rec["off"]) > max_line)
     if not any(FLAG_INVALID_UTF8 in r.get("flags", []) for r in recs):
         assert rebuild(recs, start + len(body) + 1) == body + b"\n"
-    elif _valid(body):  # only a cut inside a character loses valid text (see the xfail)
-        assert any(FLAG_SPLIT in r.get("flags", []) for r in recs)
+    else:  # valid text is lost only where a character is longer than a whole piece
+        assert not _valid(body) or max_line < 4
 
 
 @settings(max_examples=200, deadline=None)
@@ -176,20 +180,22 @@ def test_big_bodies_complete_and_tile(body: bytes) -> None:
 
 
 @contextmanager
-def tailer_for(data: bytes) -> Iterator[FileTailer]:
+def tailer_for(data: bytes, start: int = 0) -> Iterator[FileTailer]:
     with tempfile.TemporaryFile() as f:
         f.write(data)
         f.flush()
-        yield FileTailer("/fuzz.log", f.fileno(), FileIdentity(0, 0, "fp", 0), 0)
+        yield FileTailer("/fuzz.log", f.fileno(), FileIdentity(0, 0, "fp", 0), start)
 
 
 def read_file(data: bytes, read_bytes: int, max_line: int,
-              multiline: MultilineRules | None = None) -> list[tuple[dict[str, Any], int]]:
-    """Every record the agent sends for ``data``: chunks as the tailer cuts them, then the
-    tail of a last line without its newline, then whatever the pipeline still holds."""
-    pipe = PlainPipeline("h", "/fuzz.log", "1:2:3", max_line, multiline, 0)
-    out = []
-    with tailer_for(data) as tailer:
+              multiline: MultilineRules | None = None, start: int = 0
+              ) -> list[tuple[dict[str, Any], int]]:
+    """Every record the agent sends for ``data`` from ``start``: chunks as the tailer cuts
+    them, then the tail of a last line without its newline, then whatever the pipeline still
+    holds."""
+    pipe = PlainPipeline("h", "/fuzz.log", "1:2:3", max_line, multiline, start)
+    out: list[tuple[bytes, int]] = []
+    with tailer_for(data, start) as tailer:
         while (chunk := tailer.read_chunk(read_bytes, max_line)) is not None:
             out.extend(pipe.process(chunk, 0.0))
         tail = tailer.read_tail()
@@ -215,8 +221,8 @@ def test_any_chunking_loses_no_byte(data: bytes, read_bytes: int, max_line: int)
     assert commits == sorted(commits) and commits[-1] == len(data)
     if not any(FLAG_INVALID_UTF8 in r.get("flags", []) for r in recs):
         assert rebuild(recs, len(data)) == data
-    elif _valid(data):  # only a cut inside a character loses valid text (see the xfail)
-        assert any(FLAG_SPLIT in r.get("flags", []) for r in recs)
+    else:  # valid text is lost only where a character is longer than a whole piece
+        assert not _valid(data) or max_line < 4
 
 
 short_lines = st.lists(
@@ -255,41 +261,126 @@ def test_lines_under_the_limit_come_out_the_same_however_they_are_read(
         assert (FLAG_INVALID_UTF8 in rec.get("flags", [])) == (not _valid(content))
 
 
-# --- known defects, kept as strict xfails: each turns into a failure once fixed -------------
+# --- long lines: the same pieces however reads cut the file, and no text lost ----------------
+
+# Valid UTF-8 with characters of every length, so that cuts often fall inside one.
+text_bytes = st.lists(st.sampled_from(["a", " ", "\n", "\t", "é", "€", "😀", "ab" * 5, "é€😀"]),
+                      max_size=60).map(lambda parts: "".join(parts).encode())
+multiline_rules = st.sampled_from([None, MultilineRules(max_lines=4, max_bytes=40),
+                                   MultilineRules(mode="start_pattern",
+                                                  start_pattern=re.compile(b"[a-z]"))])
 
 
-@pytest.mark.parametrize("read_bytes", [
-    pytest.param(4, marks=pytest.mark.xfail(
-        strict=True, reason="read_chunk cuts a line of exactly max_line_bytes when the read "
-        "is no longer than it: flagged split, then a phantom empty record for its newline")),
-    100])
+def _same_records(a: list[tuple[dict[str, Any], int]],
+                  b: list[tuple[dict[str, Any], int]]) -> None:
+    assert _without_read_time(a) == _without_read_time(b)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(file_bytes, text_bytes), st.integers(1, 64), st.integers(1, 64),
+       st.integers(1, 24), multiline_rules)
+@example(b"aaaa\nb\n", 4, 100, 4, None)
+@example(b"aaaaaa\nb\n", 4, 100, 4, None)
+@example(b"aaaa aa\nb\n", 4, 100, 4, MultilineRules())
+def test_records_do_not_depend_on_how_reads_cut_the_file(
+        data: bytes, read_a: int, read_b: int, max_line: int,
+        multiline: MultilineRules | None) -> None:
+    a = read_file(data, read_a, max_line, multiline)
+    _same_records(a, read_file(data, read_b, max_line, multiline))
+    if not data:
+        return
+    # Whatever multi-line joins, each record is its own bytes of the file: a newline inside
+    # an event is one the file has, and the pieces of a split line are never joined.
+    recs = [rec for rec, _ in a]
+    offs = [r["off"] for r in recs]
+    assert offs[0] == 0 and offs == sorted(set(offs))
+    for i, rec in enumerate(recs):
+        span = data[offs[i] : offs[i + 1] if i + 1 < len(recs) else len(data)]
+        content = span[:-1] if span.endswith(b"\n") else span
+        assert rec["line"] == content.decode("utf-8", errors="replace")
+        if FLAG_SPLIT in rec.get("flags", []) and i + 1 < len(recs):
+            assert b"\n" not in content
+    split = {r["off"] for r in recs if FLAG_SPLIT in r.get("flags", [])}
+    tail = data.rfind(b"\n") + 1  # a last line without its newline goes out flagged split
+    for off in offs:
+        if off < tail:
+            assert (off in split) == (line_length_at(data, off) > max_line)
+
+
+@settings(max_examples=300, deadline=None)
+@given(text_bytes, st.integers(1, 64), st.integers(4, 24))
+@example("éé\n".encode(), 4, 4)
+@example("aé€😀\n".encode(), 3, 4)
+def test_valid_text_stays_valid_in_every_piece(data: bytes, read_bytes: int,
+                                               max_line: int) -> None:
+    out = read_file(data, read_bytes, max_line)
+    recs = [rec for rec, _ in out]
+    assert not any(FLAG_INVALID_UTF8 in r.get("flags", []) for r in recs)
+    assert rebuild(recs, len(data)) == data
+    for rec, nxt in pairwise(recs):
+        if b"\n" not in data[rec["off"] : nxt["off"]]:
+            # Cut inside a line: as long as a piece may be, less a character moved on whole.
+            assert max_line - 3 <= len(rec["line"].encode()) <= max_line
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(file_bytes, text_bytes), st.integers(1, 64), st.integers(1, 24),
+       multiline_rules, st.data())
+def test_resuming_at_any_commit_sends_the_same_records(
+        data: bytes, read_bytes: int, max_line: int, multiline: MultilineRules | None,
+        draw: st.DataObject) -> None:
+    whole = read_file(data, read_bytes, max_line, multiline)
+    commits = sorted({c for _, c in whole} - {len(data)})
+    if not commits:
+        return
+    # A restart from a checkpoint, which may fall between the pieces of a split line: the
+    # rest of that line is still flagged split (the tailer looks at the byte before).
+    cut = draw.draw(st.sampled_from(commits))
+    again = read_file(data, read_bytes, max_line, multiline, start=cut)
+    _same_records([(r, c) for r, c in whole if r["off"] >= cut], again)
+
+
+@pytest.mark.parametrize("read_bytes", [4, 5, 100])
+def test_a_rewind_between_pieces_flags_the_rest_split(read_bytes: int) -> None:
+    with tailer_for(b"aaaaaa\nb\n") as tailer:
+        tailer.pipeline = PlainPipeline("h", "/fuzz.log", "1:2:3", 4, None, 0)
+        first = tailer.read_chunk(read_bytes, 4)
+        assert first is not None and first.forced and first.end == 4
+        tailer.acked_offset = 4  # that piece was acknowledged, then a later batch failed
+        tailer.read_chunk(read_bytes, 4)
+        tailer.rewind()  # back between the pieces: the tailer looks at the byte before
+        chunk = tailer.read_chunk(read_bytes, 4)
+        assert chunk is not None and chunk.continued and chunk.start == 4
+        out = [_loads(v) for v, _ in tailer.pipeline.process(chunk, 0.0)]
+        assert [(r["off"], r["line"], r.get("flags", [])) for r in out] == [
+            (4, "aa", [FLAG_SPLIT]), (7, "b", [])]
+
+
+
+@pytest.mark.parametrize("read_bytes", [4, 5, 100])
 def test_a_line_of_exactly_max_line_bytes_is_one_record(read_bytes: int) -> None:
     out = read_file(b"aaaa\nb\n", read_bytes, 4)
     assert [(r["off"], r["line"], r.get("flags", [])) for r, _ in out] == [
         (0, "aaaa", []), (5, "b", [])]
 
 
-@pytest.mark.parametrize("read_bytes", [
-    pytest.param(4, marks=pytest.mark.xfail(
-        strict=True, reason="after a forced piece, the rest of the line is framed as a line "
-        "of its own: not flagged split")),
-    100])
+@pytest.mark.parametrize("read_bytes", [1, 4, 5, 6, 7, 100])
 def test_every_piece_of_a_long_line_is_flagged_split(read_bytes: int) -> None:
     out = read_file(b"aaaaaa\nb\n", read_bytes, 4)
     assert [(r["off"], r["line"], r.get("flags", [])) for r, _ in out] == [
         (0, "aaaa", [FLAG_SPLIT]), (4, "aa", [FLAG_SPLIT]), (7, "b", [])]
 
 
-@pytest.mark.xfail(strict=True, reason="the pieces of a split line go to the multi-line joiner "
-                   "as lines: joined with a newline the file does not have")
-def test_multiline_does_not_add_newlines_inside_a_split_line() -> None:
-    out = read_file(b"aaaa aa\nb\n", 100, 4, MultilineRules())
+@pytest.mark.parametrize("read_bytes", [4, 100])
+def test_multiline_does_not_add_newlines_inside_a_split_line(read_bytes: int) -> None:
+    out = read_file(b"aaaa aa\n", read_bytes, 4, MultilineRules())
     assert "\n" not in out[0][0]["line"]  # the file has "aaaa aa" on one line
+    assert [(r["off"], r["line"], r.get("flags", [])) for r, _ in out] == [
+        (0, "aaaa", [FLAG_SPLIT]), (4, " aa", [FLAG_SPLIT])]
 
 
-@pytest.mark.xfail(strict=True, reason="pieces are cut at max_line_bytes even inside a UTF-8 "
-                   "character: both halves become U+FFFD, valid text is lost")
 def test_splitting_never_cuts_a_character() -> None:
     body = "éé".encode()
     recs = [orjson.loads(v) for v, _ in frame_lines(PREFIX, 0, body, 3)]
     assert "".join(r["line"] for r in recs) == "éé"
+    assert [r["flags"] for r in recs] == [[FLAG_SPLIT], [FLAG_SPLIT]]
