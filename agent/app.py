@@ -196,6 +196,9 @@ class Agent:
             if chunk is None:
                 tailer.waiting_for_newline = True
                 continue
+            if chunk.forced and not chunk.continued:
+                # The first piece of a line over max_line_bytes (a re-read counts again).
+                self.metrics.lines_split.inc()
             await self._send_chunk(tailer, chunk)
             total += tailer.inflight_bytes - before
             progressed = True
