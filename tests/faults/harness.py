@@ -31,6 +31,8 @@ from typing import Any
 
 import orjson
 from opensearchpy import OpenSearch
+from opensearchpy.exceptions import ConnectionError as OSConnectionError
+from opensearchpy.exceptions import TransportError
 from opensearchpy.helpers import scan
 
 from logferry.devstack import DevStack
@@ -271,6 +273,16 @@ def _settle(run: Run, row: Row, written_at: float, timeout_s: float) -> None:
 
 
 def _account(run: Run, client: OpenSearch) -> tuple[Counter[int], set[int]]:
+    # A node that was just restarted answers 503 until its shards are started: ask again.
+    for _ in range(120):
+        try:
+            return _account_once(run, client)
+        except (TransportError, OSConnectionError):
+            time.sleep(0.5)
+    return _account_once(run, client)
+
+
+def _account_once(run: Run, client: OpenSearch) -> tuple[Counter[int], set[int]]:
     found: Counter[int] = Counter()
     client.indices.refresh(index=f"{run.prefix}-*", params={"ignore_unavailable": "true",
                                                             "allow_no_indices": "true"})

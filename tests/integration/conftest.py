@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 import pytest
 from opensearchpy import OpenSearch
+from opensearchpy.exceptions import TransportError
 from opensearchpy.helpers import scan
 
 from logferry.devstack import DevStack
@@ -132,11 +133,19 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str,
 
 
 def count_docs(client: OpenSearch, prefix: str) -> int:
-    client.indices.refresh(index=f"{prefix}-*", params={"ignore_unavailable": "true",
-                                                        "allow_no_indices": "true"})
-    resp = client.count(index=f"{prefix}-*", params={"ignore_unavailable": "true",
-                                                     "allow_no_indices": "true"})
-    return int(resp["count"])
+    params = {"ignore_unavailable": "true", "allow_no_indices": "true"}
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            client.indices.refresh(index=f"{prefix}-*", params=params)
+            return int(client.count(index=f"{prefix}-*", params=params)["count"])
+        except TransportError as exc:
+            # 503 "all shards failed": an index the indexer has just created whose primary
+            # is not started yet (slow after the fault suite restarted the node). Not an
+            # answer: ask again.
+            if exc.status_code != 503 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
 
 
 def all_docs(client: OpenSearch, prefix: str) -> list[dict[str, Any]]:
