@@ -2,18 +2,22 @@
 
 Each poll becomes one *unit*: its records are decoded and shaped, bulk-written (every item
 checked), what OpenSearch rejected for good is sent to the dead-letter topic and acknowledged
-there, and only then may the unit's offsets be committed. Up to ``bulk_concurrency`` units are in
-flight at once, but commits happen strictly in poll order, so a committed offset always means
-"everything before it is in OpenSearch or in the dead-letter topic". A crash before a commit
-re-delivers records; their deterministic ids make the second write a harmless 409.
+there, and only then may the unit's offsets be committed. Up to ``bulk_concurrency`` units are
+being written at once, and one more is decoded and shaped ahead so that it goes out the moment
+a write finishes (OpenSearch never waits for the indexer to build the next bulk); commits
+happen strictly in poll order, so a committed offset always means "everything before it is in
+OpenSearch or in the dead-letter topic". A crash before a commit re-delivers records; their
+deterministic ids make the second write a harmless 409.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -21,9 +25,9 @@ from typing import Any
 from aiokafka import ConsumerRebalanceListener, TopicPartition
 
 from indexer.metrics import IndexerMetrics
-from indexer.sinks.opensearch import OpenSearchSink, PendingDoc, Rejected
+from indexer.sinks.opensearch import OpenSearchSink, Rejected
 from indexer.sources.kafka import DeadLetterProducer, KafkaSource, dead_letter_entry
-from indexer.stages.document import IndexNamer, bulk_lines, to_document
+from indexer.stages.document import DocumentBuilder, IndexNamer
 from indexer.stages.process import Processor
 from logferry.config import Config
 from logferry.errors import WireFormatError
@@ -41,6 +45,19 @@ _REVOKE_DRAIN_S = 20.0
 class _Unit:
     task: asyncio.Task[None]
     offsets: dict[TopicPartition, int]
+
+
+@dataclass(slots=True)
+class _Docs:
+    """The documents of one unit: ``lines[i]`` (action and source) came from the Kafka record
+    ``records[i]``, of the partition whose run in ``runs`` covers ``i``."""
+
+    lines: list[bytes]
+    records: list[Any]  # aiokafka records: .offset and .value
+    runs: list[tuple[int, TopicPartition]]  # (first position, partition), ascending
+
+    def partition_of(self, position: int) -> TopicPartition:
+        return next(tp for first, tp in reversed(self.runs) if first <= position)
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -65,7 +82,10 @@ class Indexer:
         self.dead_letters = DeadLetterProducer(config.kafka, self.settings.dead_letter_topic)
         self.processor = Processor(self.settings.processing)
         self.index_for = IndexNamer(config.opensearch.index_name, config.opensearch.index_prefix)
+        self.builder = DocumentBuilder(self.processor, self.index_for)
         self._units: deque[_Unit] = deque()
+        # Units being written to OpenSearch at once; one more may wait here, built.
+        self._slots = asyncio.Semaphore(self.settings.bulk_concurrency)
         self._ready = False
         self._telemetry: TelemetryServer | None = None
 
@@ -86,7 +106,8 @@ class Indexer:
                 self._ready = True
                 log.info("indexer started", extra={"topics": self.source.topics,
                                                    "group": self.settings.group_id})
-                await self._loop(stop)
+                with _lean_gc():
+                    await self._loop(stop)
                 # Graceful stop: finish what is in flight and commit it.
                 await self.drain(None)
             finally:
@@ -106,7 +127,8 @@ class Indexer:
         timeout_ms = int(self.settings.flush_interval_s * 1000)
         while not stop.is_set():
             await self._commit_done()
-            full = len(self._units) >= self.settings.bulk_concurrency
+            # bulk_concurrency units being written and one built ahead, waiting for a slot.
+            full = len(self._units) > self.settings.bulk_concurrency
             assigned = consumer.assignment()
             # Back-pressure without leaving the group: keep polling, but with every partition
             # paused while the in-flight limit is reached (OpenSearch slow or down).
@@ -114,7 +136,10 @@ class Indexer:
                 consumer.pause(*assigned)
             else:
                 consumer.resume(*assigned)
-            batch = await consumer.getmany(timeout_ms=100 if full else timeout_ms,
+            # A poll returns as soon as records are there; the timeout only matters when there
+            # are none. With units in flight it is short, so that a finished unit is committed
+            # within 100 ms rather than after a whole idle poll.
+            batch = await consumer.getmany(timeout_ms=100 if self._units else timeout_ms,
                                            max_records=self.settings.bulk_max_docs)
             if full:
                 for tp, messages in batch.items():  # fetched despite the pause: not ours yet
@@ -125,41 +150,41 @@ class Indexer:
 
     def _start_unit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         now = datetime.now(UTC)
-        ingested = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-        process = self.processor.process
-        index_for = self.index_for
-        docs: list[PendingDoc] = []
+        self.builder.begin(now, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        # The index follows the agent's timestamp, not the app's: it is fixed by the record, so
+        # a replay lands in the same index and meets its 409.
+        build = self.builder.build
+        docs = _Docs([], [], [])
+        lines, records = docs.lines, docs.records
+        append_line, append_record = lines.append, records.append
         dead: list[dict[str, object]] = []
         offsets: dict[TopicPartition, int] = {}
         count = 0
         for tp, messages in batch.items():
             count += len(messages)
             offsets[tp] = messages[-1].offset + 1
+            docs.runs.append((len(lines), tp))
             for msg in messages:
-                value: bytes = msg.value or b""
                 try:
-                    record = decode(value)
+                    append_line(build(msg.value or b""))
                 except WireFormatError as exc:
-                    dead.append(dead_letter_entry(value, tp.topic, tp.partition, msg.offset,
-                                                  f"wire: {exc}", None, None))
+                    dead.append(dead_letter_entry(msg.value or b"", tp.topic, tp.partition,
+                                                  msg.offset, f"wire: {exc}", None, None))
                     self.metrics.dead_lettered.labels("wire").inc()
                     continue
-                # The index follows the agent's timestamp, not the app's: it is fixed by the
-                # record, so a replay lands in the same index and meets its 409.
-                index = index_for(record)
-                doc = to_document(record, ingested)
-                process(record.line, record.ts, now).apply(doc)
-                docs.append(PendingDoc(index, bulk_lines(index, record, doc),
-                                       tp.topic, tp.partition, msg.offset, value))
+                append_record(msg)
         self.metrics.consumed.inc(count)
         task = asyncio.create_task(self._write(docs, dead))
         self._units.append(_Unit(task, offsets))
 
-    async def _write(self, docs: list[PendingDoc], dead: list[dict[str, object]]) -> None:
-        requests = _split(docs, self.settings.bulk_max_bytes)
-        results = await asyncio.gather(*(self.sink.write(r, self._keepalive) for r in requests))
-        for rejected in results:
-            dead.extend(self._dead_letter(r) for r in rejected)
+    async def _write(self, docs: _Docs, dead: list[dict[str, object]]) -> None:
+        chunks = _split(docs.lines, self.settings.bulk_max_bytes)
+        async with self._slots:  # FIFO: units go out in poll order
+            results = await asyncio.gather(*(
+                self.sink.write(docs.lines[start:stop], self._keepalive)
+                for start, stop in chunks))
+        for (start, _), rejected in zip(chunks, results, strict=True):
+            dead.extend(self._dead_letter(docs, start, r) for r in rejected)
         if dead:
             await self.dead_letters.send_all(dead)
             log.warning("records sent to the dead-letter topic",
@@ -187,11 +212,14 @@ class Indexer:
             log.warning("in-flight bulks did not finish during a rebalance; their offsets are "
                         "left uncommitted for the next owner", extra={"units": len(self._units)})
 
-    def _dead_letter(self, rejected: Rejected) -> dict[str, object]:
-        doc = rejected.doc
+    def _dead_letter(self, docs: _Docs, start: int, rejected: Rejected) -> dict[str, object]:
+        position = start + rejected.position
+        msg = docs.records[position]
+        tp = docs.partition_of(position)
+        value: bytes = msg.value or b""
         self.metrics.dead_lettered.labels(f"http_{rejected.status}").inc()
-        return dead_letter_entry(doc.value, doc.topic, doc.partition, doc.offset,
-                                 rejected.reason, rejected.status, doc.index)
+        return dead_letter_entry(value, tp.topic, tp.partition, msg.offset, rejected.reason,
+                                 rejected.status, self.index_for(decode(value)))
 
     async def _keepalive(self, delay_s: float) -> None:
         """Wait between bulk retries. Only sleeps: the main loop keeps polling Kafka, with
@@ -210,16 +238,34 @@ class Indexer:
                 self.metrics.lag.labels(tp.topic, str(tp.partition)).set(max(0, high - position))
 
 
-def _split(docs: list[PendingDoc], max_bytes: int) -> list[list[PendingDoc]]:
-    out: list[list[PendingDoc]] = []
-    current: list[PendingDoc] = []
-    size = 0
-    for doc in docs:
-        if current and size + len(doc.lines) > max_bytes:
-            out.append(current)
-            current, size = [], 0
-        current.append(doc)
-        size += len(doc.lines)
-    if current:
-        out.append(current)
+@contextlib.contextmanager
+def _lean_gc() -> Iterator[None]:
+    """Less cyclic garbage collection while consuming: what start-up built (modules, clients,
+    settings) lives as long as the process and is moved out of the collector's sight, and the
+    youngest generation is collected every 10,000 allocations instead of 700. A unit allocates
+    tens of thousands of short-lived objects, almost none in cycles; with the defaults the
+    collector took about 7% of the indexer's CPU."""
+    before = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(10_000, *before[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
+
+
+def _split(lines: list[bytes], max_bytes: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of ``lines`` for bulk requests of at most ``max_bytes`` (or one
+    document, if it alone is larger)."""
+    if sum(map(len, lines)) <= max_bytes:  # the usual unit: one request
+        return [(0, len(lines))] if lines else []
+    out: list[tuple[int, int]] = []
+    start = size = 0
+    for i, line in enumerate(lines):
+        if i > start and size + len(line) > max_bytes:
+            out.append((start, i))
+            start, size = i, 0
+        size += len(line)
+    out.append((start, len(lines)))
     return out

@@ -49,6 +49,7 @@ FILES = 24           # distinct source files (fid) in the generated records
 DAY = "2025-01-15"   # every record's date: one daily index per loader
 
 RAW = "raw _bulk loader (ceiling)"
+RAW_LF = "raw _bulk loader, logferry docs"
 NAIVE = "naive consumer (streaming_bulk)"
 LOGFERRY = "logferry indexer"
 
@@ -223,22 +224,28 @@ def _not_measured(name: str, reason: str) -> dict[str, Any]:
     return {"loader": name, "measured": False, "reason": reason}
 
 
-def run_raw(ep: Endpoints, topic: str, n: int, prefix: str, work: Path) -> dict[str, Any]:
+def run_raw(ep: Endpoints, topic: str, n: int, prefix: str, work: Path,
+            docs: str = "minimal") -> dict[str, Any]:
+    """The raw loader with minimal documents (the node's ceiling), or with the documents the
+    logferry indexer writes (the ceiling for those: what logferry would reach if its own work
+    cost nothing)."""
+    name = RAW if docs == "minimal" else RAW_LF
     install_template(ep.opensearch_url, prefix)
-    result_file = work / "raw-result.json"
+    result_file = work / f"raw-{docs}-result.json"
     load = load1()
     meter = CpuMeter(ep.pids)
     child = Child([PYTHON, "-m", "benchmarks.indexer.raw_loader", "--brokers", ep.brokers,
                    "--topic", topic, "--url", ep.opensearch_url, "--prefix", prefix,
-                   "--records", str(n), "--result", str(result_file), "--service-pids",
-                   ",".join(f"{k}={v}" for k, v in ep.pids.items())], work / "raw.log")
+                   "--records", str(n), "--result", str(result_file), "--docs", docs,
+                   "--service-pids", ",".join(f"{k}={v}" for k, v in ep.pids.items())],
+                  work / f"raw-{docs}.log")
     usage = child.wait(max(600.0, n / 200))
     if usage.returncode != 0 or not result_file.exists():
-        return _not_measured(RAW, f"exited {usage.returncode}: {child.log_tail(5)}")
+        return _not_measured(name, f"exited {usage.returncode}: {child.log_tail(5)}")
     res = orjson.loads(result_file.read_bytes())
-    docs = count_docs(ep.opensearch_url, prefix)
+    count = count_docs(ep.opensearch_url, prefix)
     meter.stop(usage.cpu_s)
-    return _result(RAW, n, res["post_s"], res["cpu_post_s"], usage, docs, cpu=res["cpu"],
+    return _result(name, n, res["post_s"], res["cpu_post_s"], usage, count, cpu=res["cpu"],
                    loadavg_1m_before=load, failed_items=res["failed"],
                    failures=res["failures"], prebuild_s=round(res["read_s"] + res["build_s"], 2),
                    body_mib=round(res["body_mib"], 1),
@@ -301,7 +308,8 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-indexer-{tag}"
     dead_letter = f"bench-indexer-dlq-{tag}"
-    prefixes = {"raw": f"bench-raw-{tag}", "naive": f"bench-naive-{tag}",
+    prefixes = {"raw": f"bench-raw-{tag}", "rawlf": f"bench-rawlf-{tag}",
+                "naive": f"bench-naive-{tag}",
                 "logferry": f"bench-logferry-{tag}", "warm": f"bench-warm-{tag}"}
     results: dict[str, Any] = {"benchmark": "indexer", "records": records,
                                "brokers": ep.brokers, "opensearch": ep.opensearch_url,
@@ -321,6 +329,8 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
                   f"{', '.join(f'{r:,.0f}' for r in rates)}", flush=True)
             runs: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
                 ("raw", lambda: run_raw(ep, topic, records, prefixes["raw"], work)),
+                ("raw, logferry docs", lambda: run_raw(ep, topic, records, prefixes["rawlf"],
+                                                       work, docs="logferry")),
                 ("naive", lambda: run_naive(ep, topic, records, prefixes["naive"],
                                             f"bench-naive-{tag}", work)),
                 ("logferry", lambda: run_logferry(ep, kafka, topic, records,
@@ -378,9 +388,11 @@ def _keep_logs(work: Path) -> None:
 def _add_ratios(loaders: list[dict[str, Any]]) -> None:
     by = {r["loader"]: r for r in loaders if r.get("measured")}
     raw = by.get(RAW, {}).get("docs_per_s")
+    raw_lf = by.get(RAW_LF, {}).get("docs_per_s")
     naive = by.get(NAIVE, {}).get("docs_per_s")
     for r in by.values():
         r["ratio_to_raw"] = r["docs_per_s"] / raw if raw else None
+        r["ratio_to_raw_logferry_docs"] = r["docs_per_s"] / raw_lf if raw_lf else None
         r["ratio_to_naive"] = r["docs_per_s"] / naive if naive else None
 
 
@@ -394,7 +406,7 @@ def format_results(results: dict[str, Any]) -> str:
     notes: list[str] = []
     for r in results["loaders"]:
         if not r.get("measured"):
-            rows.append([r["loader"], "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            rows.append([r["loader"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
                          "not measured"])
             notes.append(f"  {r['loader']}: not measured: {r['reason']}")
             continue
@@ -402,16 +414,18 @@ def format_results(results: dict[str, Any]) -> str:
         cpu = r.get("cpu") or {}
         rows.append([r["loader"], num(r["docs"]), num(r["wall_s"], 2), num(r["docs_per_s"]),
                      num(r["cpu_s"], 2), num(r["peak_rss_mib"], 1),
-                     times(r.get("ratio_to_raw")), times(r.get("ratio_to_naive")),
+                     times(r.get("ratio_to_raw")), times(r.get("ratio_to_raw_logferry_docs")),
+                     times(r.get("ratio_to_naive")),
                      num(cpu.get("services_cpu_s", {}).get("opensearch"), 1),
                      num(cpu.get("other_cores"), 2), check])
     out = [head, table(["loader", "docs", "wall s", "docs/s", "CPU s", "peak RSS MiB",
-                        "ratio to raw", "ratio to naive", "OpenSearch CPU s", "others' cores",
+                        "ratio to raw", "to raw lf docs", "ratio to naive",
+                        "OpenSearch CPU s", "others' cores",
                         "index count"], rows)]
     for r in results["loaders"]:
-        if r.get("measured") and r["loader"] == RAW:
-            out.append(f"  raw: timed the POST phase only; {r['body_mib']} MiB of NDJSON "
-                       f"pre-built in {r['prebuild_s']}s; its RSS holds all bodies")
+        if r.get("measured") and r["loader"] in (RAW, RAW_LF):
+            out.append(f"  {r['loader']}: timed the POST phase only; {r['body_mib']} MiB of "
+                       f"NDJSON pre-built in {r['prebuild_s']}s; its RSS holds all bodies")
         if r.get("measured") and r.get("dead_lettered"):
             out.append(f"  {r['loader']}: {r['dead_lettered']:,} records dead-lettered")
     out.extend(notes)

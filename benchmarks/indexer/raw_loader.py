@@ -9,6 +9,11 @@ It reads every record of the topic and pre-builds NDJSON ``_bulk`` bodies of 500
 actions (deterministic ids, a minimal document) *before* its clock starts; then it only POSTs
 them, over 2 concurrent connections, and checks that no response says ``errors: true``. The
 result file holds the POST phase's wall time and CPU time.
+
+With ``--docs logferry`` the bodies hold the documents the logferry indexer writes (built with
+its own ``DocumentBuilder``, default processing) instead of the minimal ones: the node's
+ceiling for logferry's documents, which cost OpenSearch more to index (parsed fields in a
+``flat_object``, level, ingest time, origin).
 """
 
 from __future__ import annotations
@@ -57,6 +62,22 @@ async def read_topic(brokers: str, topic: str, expected: int) -> list[bytes]:
         return values
     finally:
         await consumer.stop()
+
+
+def build_logferry_bodies(values: list[bytes], prefix: str) -> list[bytes]:
+    """The logferry indexer's own bulk lines for ``values``, in bodies of DOCS_PER_BODY."""
+    from datetime import UTC, datetime
+
+    from indexer.stages.document import DocumentBuilder, IndexNamer
+    from indexer.stages.process import Processor
+    from logferry.config._processing import ProcessingSettings
+
+    builder = DocumentBuilder(Processor(ProcessingSettings()),
+                              IndexNamer("{prefix}-{date}", prefix))
+    now = datetime.now(UTC)
+    builder.begin(now, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+    lines = [builder.build(value) for value in values]
+    return [b"".join(lines[i:i + DOCS_PER_BODY]) for i in range(0, len(lines), DOCS_PER_BODY)]
 
 
 def build_bodies(values: list[bytes], prefix: str) -> list[bytes]:
@@ -128,6 +149,8 @@ def main() -> None:
     parser.add_argument("--prefix", required=True)
     parser.add_argument("--records", type=int, required=True)
     parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--docs", choices=("minimal", "logferry"), default="minimal",
+                        help="minimal documents, or the ones the logferry indexer writes")
     parser.add_argument("--service-pids", default="",
                         help="name=pid,... of Kafka/OpenSearch, to count their CPU while POSTing")
     args = parser.parse_args()
@@ -137,7 +160,8 @@ def main() -> None:
     t0 = time.monotonic()
     values = asyncio.run(read_topic(args.brokers, args.topic, args.records))
     t_read = time.monotonic()
-    bodies = build_bodies(values, args.prefix)
+    build = build_logferry_bodies if args.docs == "logferry" else build_bodies
+    bodies = build(values, args.prefix)
     del values
     t_built = time.monotonic()
 

@@ -15,12 +15,48 @@ from aiokafka import (
     ConsumerRebalanceListener,
     TopicPartition,
 )
+from aiokafka.consumer import fetcher as _fetcher
 from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 
 from logferry.config import IndexerSettings, KafkaSettings
 from logferry.kafka import client_kwargs, start_error
 
 log = logging.getLogger("logferry.indexer.kafka")
+
+
+def raw_value(value: bytes | None) -> bytes | None:
+    """The value deserializer of the indexer's consumer: the bytes as they are. Being this
+    very function also marks the consumer whose records :func:`lean_records` hands over
+    unwrapped."""
+    return value
+
+
+def lean_records() -> bool:
+    """Let consumers whose ``value_deserializer`` is :func:`raw_value` receive aiokafka's own
+    record objects instead of a ``ConsumerRecord`` built for each.
+
+    aiokafka (0.14) copies every record into a ``ConsumerRecord`` of 11 fields, with a tuple of
+    its headers: about 1.5 µs a record, a good share of what the indexer spends per document.
+    The indexer reads only ``offset`` and ``value``, which the record objects have themselves.
+    Other consumers in the process are not affected. Returns whether the lean path is in
+    place (False on an aiokafka without the hook: records are then ConsumerRecords, which
+    work the same, only slower).
+    """
+    cls = getattr(_fetcher, "PartitionRecords", None)
+    wrap = getattr(cls, "_consumer_record", None)
+    if cls is None or wrap is None:
+        return False
+    if getattr(wrap, "_logferry_lean", False):
+        return True
+
+    def _consumer_record(self: Any, tp: TopicPartition, record: Any) -> Any:
+        if self._value_deserializer is raw_value and self._key_deserializer is None:
+            return record
+        return wrap(self, tp, record)
+
+    _consumer_record._logferry_lean = True  # type: ignore[attr-defined]
+    cls._consumer_record = _consumer_record
+    return True
 
 
 class KafkaSource:
@@ -38,7 +74,10 @@ class KafkaSource:
             # A topic created after we subscribed (no agent has produced yet) is noticed
             # within this, not after aiokafka's default of five minutes.
             metadata_max_age_ms=10_000,
+            # Records come out as aiokafka's own objects (offset, value), not ConsumerRecords.
+            value_deserializer=raw_value,
         )
+        lean_records()
 
     async def start(self, listener: ConsumerRebalanceListener) -> None:
         try:

@@ -6,12 +6,17 @@ read twice, produced twice or consumed twice is one document.
 
 from __future__ import annotations
 
+import hashlib
 import re
+from binascii import b2a_base64
+from datetime import datetime
 from typing import Any
 
 import orjson
 
-from logferry.wire import LogRecord, origin_id
+from indexer.stages.process import Processor
+from logferry.config._processing import RESERVED_FIELDS
+from logferry.wire import WIRE_VERSION, LogRecord, decode, origin_id
 
 
 def to_document(record: LogRecord, ingested: str) -> dict[str, Any]:
@@ -63,12 +68,19 @@ class IndexNamer:
         self._prefix = prefix
         self._daily = pattern == "{prefix}-{date}"
 
+    @property
+    def daily(self) -> bool:
+        """Whether the name depends on the record's date alone."""
+        return self._daily
+
     def __call__(self, record: LogRecord) -> str:
-        ts = record.ts
+        return self.name(record.ts, record.k8s)
+
+    def name(self, ts: str, k8s: dict[str, Any] | None) -> str:
         date = f"{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"
         if self._daily:
             return f"{self._prefix}-{date}"
-        namespace = (record.k8s or {}).get("namespace") or "none"
+        namespace = (k8s or {}).get("namespace") or "none"
         return self._pattern.format(prefix=self._prefix, date=date, month=date[:7],
                                     namespace=str(namespace).lower())
 
@@ -88,3 +100,151 @@ def bulk_lines(index: str, record: LogRecord, doc: dict[str, Any]) -> bytes:
             index.encode(), doc_id.encode(), orjson.dumps(doc))
     action = {"create": {"_index": index, "_id": doc_id}}
     return orjson.dumps(action) + b"\n" + orjson.dumps(doc) + b"\n"
+
+
+# -- the indexer's hot path --------------------------------------------------------------------
+
+_URLSAFE = bytes.maketrans(b"+/", b"-_")
+_CACHE_MAX = 4096
+_loads = orjson.loads
+_dumps = orjson.dumps
+_blake2b = hashlib.blake2b
+
+
+class DocumentBuilder:
+    """Wire record bytes to the two bulk lines of its document, in one pass.
+
+    The output is byte for byte what :func:`decode`, :func:`to_document`,
+    ``Processor.process(...).apply`` and :func:`bulk_lines` give together (a unit test holds
+    them to it); this is what the indexer runs for every record. What it saves: no
+    :class:`LogRecord`, no intermediate result objects, the per-file parts of the document
+    (``host``, ``log.file``, ``logferry``, the id's hash input) and the action line of each
+    index built once and shared, and ``kubernetes.*`` built once per distinct ``k8s`` object.
+    Shared parts are only ever read (serialized), never modified.
+    """
+
+    def __init__(self, processor: Processor, index_for: IndexNamer) -> None:
+        self._shape = processor.shape
+        self._index_for = index_for
+        self._daily = index_for.daily
+        self._now: datetime | None = None
+        self._event: dict[str, Any] = {}
+        self._ingested = ""
+        # (fid, path, host, kind) -> ({"name": host}, {"path": path}, {"fid", "kind"}, fid@)
+        self._files: dict[tuple[str, str, str, str],
+                          tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes]] = {}
+        # index key (the date, and the namespace unless daily) -> start of the action line
+        self._actions: dict[Any, bytes] = {}
+        # the k8s object as JSON -> its kubernetes.* fields
+        self._kubernetes: dict[bytes, dict[str, Any]] = {}
+
+    def begin(self, now: datetime, ingested: str) -> None:
+        """Set the time of the records that follow: ``now`` for the processing stages and
+        ``ingested`` for ``event.ingested``."""
+        self._now = now
+        self._ingested = ingested
+        self._event = {"ingested": ingested}
+
+    def build(self, value: bytes) -> bytes:
+        """The bulk lines of one wire record; :class:`WireFormatError` if it is not one."""
+        try:
+            obj = _loads(value)
+        except orjson.JSONDecodeError:
+            return self._slow(value)
+        if type(obj) is not dict or obj.get("v") != WIRE_VERSION:
+            return self._slow(value)
+        get = obj.get
+        ts, host, kind, path, fid, off, line = (get("ts"), get("host"), get("kind"),
+                                                get("path"), get("fid"), get("off"),
+                                                get("line"))
+        if not (type(ts) is str and type(host) is str and type(kind) is str
+                and type(path) is str and type(fid) is str and type(off) is int
+                and type(line) is str):
+            return self._slow(value)
+        flags = get("flags") or []
+        k8s = get("k8s")
+        if type(flags) is not list or (k8s is not None and type(k8s) is not dict):
+            return self._slow(value)
+        stream = get("stream")
+        return self._lines(ts, host, kind, path, fid, off, line, flags, k8s,
+                           stream if type(stream) is str else None)
+
+    def _slow(self, value: bytes) -> bytes:
+        """A record the fast checks refused: :func:`decode` says why (or, should it accept
+        it after all, the record takes the general path)."""
+        r = decode(value)
+        return self._lines(r.ts, r.host, r.kind, r.path, r.fid, r.off, r.line, r.flags,
+                           r.k8s, r.stream)
+
+    def _lines(self, ts: str, host: str, kind: str, path: str, fid: str, off: int,
+               line: str, flags: list[Any], k8s: dict[str, Any] | None,
+               stream: str | None) -> bytes:
+        now = self._now
+        assert now is not None, "begin() first"
+        key = (fid, path, host, kind)
+        parts = self._files.get(key)
+        if parts is None:
+            parts = self._file_parts(key)
+        host_obj, file_obj, meta, hash_head = parts
+
+        fields, timestamp, level, message, more_flags, original = self._shape(line, ts, now)
+
+        log: dict[str, Any] = {"file": file_obj, "offset": off}
+        if stream:
+            log["stream"] = stream
+        if level is not None:
+            log["level"] = level
+        if flags or more_flags:
+            meta = {"fid": fid, "kind": kind, "flags": [*flags, *more_flags]}
+        doc: dict[str, Any] = {
+            "@timestamp": timestamp, "message": message, "host": host_obj, "log": log,
+            "logferry": meta,
+            "event": self._event if original is None else {"ingested": self._ingested,
+                                                           "original": original},
+        }
+        if k8s:
+            doc["kubernetes"] = self._kubernetes_fields(k8s)
+        for name, field in fields.items():
+            if name not in RESERVED_FIELDS:
+                doc[name] = field
+
+        if self._daily:
+            action = self._actions.get(ts[:10])
+            if action is None:
+                action = self._action(ts[:10], ts, k8s)
+        else:
+            namespace = str((k8s or {}).get("namespace") or "none")
+            action = self._actions.get((ts[:10], namespace))
+            if action is None:
+                action = self._action((ts[:10], namespace), ts, k8s)
+        doc_id = b2a_base64(_blake2b(b"%s%d" % (hash_head, off), digest_size=15).digest(),
+                            newline=False).translate(_URLSAFE)
+        return b'%s%s"}}\n%s\n' % (action, doc_id, _dumps(doc))
+
+    def _file_parts(self, key: tuple[str, str, str, str]
+                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes]:
+        fid, path, host, kind = key
+        if len(self._files) >= _CACHE_MAX:
+            self._files.clear()
+        parts = self._files[key] = ({"name": host}, {"path": path},
+                                    {"fid": fid, "kind": kind}, f"{fid}@".encode())
+        return parts
+
+    def _action(self, key: Any, ts: str, k8s: dict[str, Any] | None) -> bytes:
+        if len(self._actions) >= _CACHE_MAX:
+            self._actions.clear()
+        index = self._index_for.name(ts, k8s)
+        action = self._actions[key] = b'{"create":{"_index":%s,"_id":"' % _dumps(index)
+        return action
+
+    def _kubernetes_fields(self, k8s: dict[str, Any]) -> dict[str, Any]:
+        try:
+            key = _dumps(k8s)
+        except TypeError:  # not from JSON after all
+            return kubernetes_fields(k8s)
+        found = self._kubernetes.get(key)
+        if found is None:
+            if len(self._kubernetes) >= _CACHE_MAX:
+                self._kubernetes.clear()
+            found = self._kubernetes[key] = kubernetes_fields(k8s)
+        return found

@@ -77,8 +77,12 @@ _GLOG = re.compile(r"([IWEF])\d{4} \d\d:")
 # trying every position (why the left boundary is checked in Python, not by a lookbehind).
 _UPPER = re.compile("(" + "|".join(sorted((w.upper() for w in _WORDS), key=len, reverse=True))
                     + r")(?![\w.-])")
-# [warn] <error> (Info) [core:error] in any case; the word must be in _WORDS.
-_BRACKETED = re.compile(r"[\[<(](?:\w+:)?([A-Za-z]+)[\])>]")
+# [warn] <error> (Info) [core:error] in any case; the word must be in _WORDS. The words are in
+# the pattern (ASCII case-insensitive, longest first), so the first match is the answer: the
+# same as finding every bracketed word and skipping those that are not levels, since a
+# skipped "[word]" cannot hold the start of another one.
+_BRACKETED = re.compile(r"[\[<(](?:\w+:)?(?ai:("
+                        + "|".join(sorted(_WORDS, key=len, reverse=True)) + r"))[\])>]")
 _KEYS = ("level", "lvl", "severity")  # loglevel, log_level, log.level end in "level"
 _KV_VALUE = re.compile(r"\"?[=:] ?[\"']?([A-Za-z]+)")
 _START = re.compile(r"([A-Za-z]+):")
@@ -114,11 +118,9 @@ def detect_level(message: str) -> str | None:
                 break
             at = lower.find(key, at + 1)
     if "[" in head or "<" in head or "(" in head:  # skips the regex for most lines
-        for m in _BRACKETED.finditer(head, 0, best_at):
-            word = m.group(1).lower()
-            if word in _WORDS:
-                best_at, best = m.start(), _LOOKUP[word]
-                break
+        m = _BRACKETED.search(head, 0, best_at)
+        if m is not None:
+            best_at, best = m.start(), _LOOKUP[m.group(1).lower()]
     m = _UPPER.search(head, 0, best_at)
     while m is not None:
         at = m.start()

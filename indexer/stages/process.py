@@ -74,6 +74,8 @@ _MIN_APP_TIME = "2000-01-01T00:00:00Z"
 
 Parser = Callable[[str], dict[str, Any] | None]
 Path = tuple[str, ...]
+# What Processor.shape returns: (fields, timestamp, level, message, flags, original).
+Shaped = tuple[dict[str, Any], str, str | None, str, list[str], str | None]
 
 
 @dataclass(slots=True)
@@ -137,6 +139,11 @@ class Processor:
         does not depend on when the line is processed: derive it from the record (its
         ``agent_ts``) rather than the wall clock. With a wall-clock ``now`` only lines at the
         edges differ (a time about a day ahead, a year-less date around New Year)."""
+        return Processed(*self.shape(message, agent_ts, now))
+
+    def shape(self, message: str, agent_ts: str, now: datetime) -> Shaped:
+        """:meth:`process` as a plain tuple ``(fields, timestamp, level, message, flags,
+        original)``: the indexer's hot loop unpacks it straight into the document."""
         parsed: dict[str, Any] | None = None
         for parse in self._parsers:
             parsed = parse(message)
@@ -144,20 +151,22 @@ class Processor:
                 break
         if parsed is None:
             flags = [FLAG_PARSE_ERROR] if self._json and _looks_like_json(message) else []
-            return Processed({}, _agent_time(agent_ts, now), detect_level(message), message,
-                             flags)
+            return ({}, agent_ts if agent_ts[-1:] == "Z" else _agent_time(agent_ts, now),
+                    detect_level(message), message, flags, None)
 
         flags = []
         fields = parsed
-        for src, dst in self._renames:
-            _rename(fields, src, dst)
-        for path in self._drops:
-            _pop(fields, path)
+        if self._renames or self._drops:
+            for src, dst in self._renames:
+                _rename(fields, src, dst)
+            for path in self._drops:
+                _pop(fields, path)
 
         text = message
         promoted = False
+        get = fields.get
         for key in MESSAGE_KEYS:
-            value = fields.get(key)
+            value = get(key)
             if type(value) is str and value:
                 text = value
                 promoted = True
@@ -177,7 +186,7 @@ class Processor:
         if timestamp is None:
             if invalid_time:
                 flags.append(FLAG_TIMESTAMP_INVALID)
-            timestamp = _agent_time(agent_ts, now)
+            timestamp = agent_ts if agent_ts[-1:] == "Z" else _agent_time(agent_ts, now)
 
         level: str | None = None
         for key in LEVEL_KEYS:
@@ -208,8 +217,8 @@ class Processor:
                 out = capped.fields
             for name in reversed(self._target):
                 out = {name: out}
-        return Processed(out, timestamp, level, text, flags,
-                         message if self._keep_original else None)
+        return (out, timestamp, level, text, flags,
+                message if self._keep_original else None)
 
 
 def _agent_time(agent_ts: str, now: datetime) -> str:
