@@ -32,7 +32,15 @@ from collections.abc import Callable
 
 from agent.checkpoint import FileCheckpoint
 from agent.checkpointer import tailer_checkpoint
-from agent.handles import ClosedFile, HandleLimiter, Key, OpenView, locate_all, stat_sig
+from agent.handles import (
+    ClosedFile,
+    HandleLimiter,
+    Key,
+    OpenView,
+    locate_all,
+    names_file,
+    stat_sig,
+)
 from agent.metrics import AgentMetrics
 from agent.paths import display_path
 from agent.sources.copies import Copy, find_copy
@@ -122,7 +130,7 @@ class FileSet:
         if key in self._matched:
             try:
                 st = os.fstat(tailer.fd)
-                if st.st_nlink > 0 and _names(key, tailer.path):
+                if st.st_nlink > 0 and names_file(key, tailer.path):
                     keep = st
             except OSError:
                 pass
@@ -501,14 +509,6 @@ def view(tailer: FileTailer) -> OpenView:
         settled and tailer.acked_offset == tailer.read_offset and not tailer.pipeline.holding
         and (tailer.last_size == tailer.read_offset or tailer.waiting_for_newline),
         tailer.orphaned)
-
-
-def _names(key: Key, path: str) -> bool:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return False
-    return (st.st_dev, st.st_ino) == key
 
 
 def end_of_last_line(fd: int, limit: int) -> int:

@@ -363,7 +363,7 @@ class Locator:
         self._dirs: dict[str, dict[int, str]] = {}
 
     def __call__(self, key: Key, path: str) -> str | None:
-        if _names(key, path):
+        if names_file(key, path):
             return path
         directory = os.path.dirname(path)
         names = self._dirs.get(directory)
@@ -371,7 +371,7 @@ class Locator:
             names = self._dirs[directory] = _list_inodes(directory)
         sibling = names.get(key[1])
         # The directory listing only has inode numbers: confirm the device too.
-        return sibling if sibling is not None and _names(key, sibling) else None
+        return sibling if sibling is not None and names_file(key, sibling) else None
 
 
 def locate_all(unseen: Iterable[tuple[Key, str]],
@@ -380,7 +380,8 @@ def locate_all(unseen: Iterable[tuple[Key, str]],
     return {key: find(key, path) for key, path in unseen}
 
 
-def _names(key: Key, path: str) -> bool:
+def names_file(key: Key, path: str) -> bool:
+    """Whether ``path`` names the file ``key`` (device, inode) right now."""
     try:
         st = os.stat(path)
     except OSError:
