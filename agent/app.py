@@ -233,8 +233,8 @@ class Agent:
         i = 0
         while i < len(records) and tailer.generation == generation:
             batch = self.sink.new_batch()
-            taken, commit = self.sink.fill(batch, key, records, i)
-            await self._send_batch(tailer, batch, partition, commit, taken, generation)
+            taken, commit, lines = self.sink.fill(batch, key, records, i)
+            await self._send_batch(tailer, batch, partition, commit, lines, generation)
             i += taken
 
     async def _send_batch(self, tailer: FileTailer, batch: object, partition: int,

@@ -1,13 +1,14 @@
 """The indexer service: Kafka records in, OpenSearch documents out, offsets committed last.
 
-Each poll becomes one *unit*: its records are decoded and shaped, bulk-written (every item
-checked), what OpenSearch rejected for good is sent to the dead-letter topic and acknowledged
-there, and only then may the unit's offsets be committed. Up to ``bulk_concurrency`` units are
-being written at once, and one more is decoded and shaped ahead so that it goes out the moment
-a write finishes (OpenSearch never waits for the indexer to build the next bulk); commits
-happen strictly in poll order, so a committed offset always means "everything before it is in
-OpenSearch or in the dead-letter topic". A crash before a commit re-delivers records; their
-deterministic ids make the second write a harmless 409.
+Each poll becomes one *unit*: its records are decoded and shaped into one document per line (a
+v2 record holds many lines), bulk-written (every item checked), what OpenSearch rejected for
+good is sent to the dead-letter topic line by line and acknowledged there, and only then may
+the unit's offsets be committed. Up to ``bulk_concurrency`` units are being written at once,
+and one more is decoded and shaped ahead so that it goes out the moment a write finishes
+(OpenSearch never waits for the indexer to build the next bulk); commits happen strictly in
+poll order, so a committed offset always means "everything before it is in OpenSearch or in the
+dead-letter topic". A crash before a commit re-delivers records; their deterministic ids make
+the second write a harmless 409.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +34,7 @@ from indexer.stages.process import Processor
 from logferry.config import Config
 from logferry.errors import WireFormatError
 from logferry.telemetry import TelemetryServer
-from logferry.wire import decode
+from logferry.wire import LogRecord, decode_lines, encode
 
 log = logging.getLogger("logferry.indexer")
 
@@ -49,15 +51,21 @@ class _Unit:
 
 @dataclass(slots=True)
 class _Docs:
-    """The documents of one unit: ``lines[i]`` (action and source) came from the Kafka record
-    ``records[i]``, of the partition whose run in ``runs`` covers ``i``."""
+    """The documents of one unit: ``lines[i]`` (action and source) is line ``i - starts[m]``
+    of the Kafka record ``messages[m]`` (the last ``m`` with ``starts[m] <= i``), of the
+    partition whose run in ``runs`` covers ``i``. Records that failed wire decoding have no
+    documents and are not listed."""
 
     lines: list[bytes]
-    records: list[Any]  # aiokafka records: .offset and .value
+    messages: list[Any]  # aiokafka records: .offset and .value
+    starts: list[int]  # position of each message's first document, ascending
     runs: list[tuple[int, TopicPartition]]  # (first position, partition), ascending
 
-    def partition_of(self, position: int) -> TopicPartition:
-        return next(tp for first, tp in reversed(self.runs) if first <= position)
+    def locate(self, position: int) -> tuple[int, int, TopicPartition]:
+        """(message number, line index in that message, partition) of a document."""
+        m = bisect_right(self.starts, position) - 1
+        tp = next(tp for first, tp in reversed(self.runs) if first <= position)
+        return m, position - self.starts[m], tp
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
@@ -84,6 +92,9 @@ class Indexer:
         self.index_for = IndexNamer(config.opensearch.index_name, config.opensearch.index_prefix)
         self.builder = DocumentBuilder(self.processor, self.index_for)
         self._units: deque[_Unit] = deque()
+        # Lines per Kafka record, averaged over recent units: polls ask for as many records as
+        # make about bulk_max_docs documents (1 for v1 records, hundreds for v2).
+        self._per_record = 1.0
         # Units being written to OpenSearch at once; one more may wait here, built.
         self._slots = asyncio.Semaphore(self.settings.bulk_concurrency)
         self._ready = False
@@ -140,7 +151,7 @@ class Indexer:
             # are none. With units in flight it is short, so that a finished unit is committed
             # within 100 ms rather than after a whole idle poll.
             batch = await consumer.getmany(timeout_ms=100 if self._units else timeout_ms,
-                                           max_records=self.settings.bulk_max_docs)
+                                           max_records=self._max_records())
             if full:
                 for tp, messages in batch.items():  # fetched despite the pause: not ours yet
                     consumer.seek(tp, messages[0].offset)
@@ -148,46 +159,77 @@ class Indexer:
                 self._start_unit(batch)
             await self._update_lag()
 
+    def _max_records(self) -> int:
+        return max(1, round(self.settings.bulk_max_docs / self._per_record))
+
     def _start_unit(self, batch: dict[TopicPartition, list[Any]]) -> None:
         now = datetime.now(UTC)
         self.builder.begin(now, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-        # The index follows the agent's timestamp, not the app's: it is fixed by the record, so
-        # a replay lands in the same index and meets its 409.
-        build = self.builder.build
-        docs = _Docs([], [], [])
-        lines, records = docs.lines, docs.records
-        append_line, append_record = lines.append, records.append
+        docs = _Docs([], [], [], [])
         dead: list[dict[str, object]] = []
         offsets: dict[TopicPartition, int] = {}
-        count = 0
+        # The estimate of lines per record is an average: a unit may go past bulk_max_docs,
+        # but never past twice that (memory stays bounded however wrong the estimate, e.g.
+        # when v2 records follow v1 ones). Records beyond are fetched again by the next poll;
+        # cutting at bulk_max_docs itself would drop prefetched data on every other poll.
+        cap = 2 * self.settings.bulk_max_docs
+        taken = 0
         for tp, messages in batch.items():
-            count += len(messages)
-            offsets[tp] = messages[-1].offset + 1
-            docs.runs.append((len(lines), tp))
-            for msg in messages:
-                try:
-                    append_line(build(msg.value or b""))
-                except WireFormatError as exc:
-                    dead.append(dead_letter_entry(msg.value or b"", tp.topic, tp.partition,
-                                                  msg.offset, f"wire: {exc}", None, None))
-                    self.metrics.dead_lettered.labels("wire").inc()
-                    continue
-                append_record(msg)
-        self.metrics.consumed.inc(count)
+            count = 0
+            if len(docs.lines) < cap:
+                docs.runs.append((len(docs.lines), tp))
+                count = self._take(tp, messages, docs, dead, cap)
+            if count < len(messages):
+                self.source.consumer.seek(tp, messages[count].offset)
+            if count:
+                offsets[tp] = messages[count - 1].offset + 1
+                taken += count
+        # A record that is not a wire record counts as one line: its lines are unknown.
+        consumed = len(docs.lines) + len(dead)
+        self.metrics.consumed.inc(consumed)
+        self._per_record = (self._per_record + consumed / max(1, taken)) / 2
         task = asyncio.create_task(self._write(docs, dead))
         self._units.append(_Unit(task, offsets))
 
+    def _take(self, tp: TopicPartition, messages: list[Any], docs: _Docs,
+              dead: list[dict[str, object]], cap: int) -> int:
+        """Build the documents of ``messages`` into ``docs`` until it holds ``cap``; returns
+        how many messages were taken (at least one)."""
+        # The index follows the agent's timestamp, not the app's: it is fixed by the record, so
+        # a replay lands in the same index and meets its 409.
+        build = self.builder.build_lines
+        lines, starts, taken = docs.lines, docs.starts, docs.messages
+        count = 0
+        for msg in messages:
+            if count and len(lines) >= cap:
+                break
+            count += 1
+            value: bytes = msg.value or b""
+            try:
+                built = build(value)
+            except WireFormatError as exc:
+                dead.append(dead_letter_entry(value, tp.topic, tp.partition, msg.offset,
+                                              f"wire: {exc}", None, None))
+                self.metrics.dead_lettered.labels("wire").inc()
+                continue
+            starts.append(len(lines))
+            taken.append(msg)
+            lines += built
+        return count
+
     async def _write(self, docs: _Docs, dead: list[dict[str, object]]) -> None:
-        chunks = _split(docs.lines, self.settings.bulk_max_bytes)
+        chunks = _split(docs.lines, self.settings.bulk_max_bytes, self.settings.bulk_max_docs)
         async with self._slots:  # FIFO: units go out in poll order
             results = await asyncio.gather(*(
                 self.sink.write(docs.lines[start:stop], self._keepalive)
                 for start, stop in chunks))
-        for (start, _), rejected in zip(chunks, results, strict=True):
-            dead.extend(self._dead_letter(docs, start, r) for r in rejected)
+        rejected = [(start + r.position, r) for (start, _), chunk in
+                    zip(chunks, results, strict=True) for r in chunk]
+        if rejected:
+            dead.extend(self._dead_letters(docs, rejected))
         if dead:
             await self.dead_letters.send_all(dead)
-            log.warning("records sent to the dead-letter topic",
+            log.warning("lines sent to the dead-letter topic",
                         extra={"count": len(dead), "topic": self.dead_letters.topic})
 
     async def _commit_done(self) -> None:
@@ -212,14 +254,24 @@ class Indexer:
             log.warning("in-flight bulks did not finish during a rebalance; their offsets are "
                         "left uncommitted for the next owner", extra={"units": len(self._units)})
 
-    def _dead_letter(self, docs: _Docs, start: int, rejected: Rejected) -> dict[str, object]:
-        position = start + rejected.position
-        msg = docs.records[position]
-        tp = docs.partition_of(position)
-        value: bytes = msg.value or b""
-        self.metrics.dead_lettered.labels(f"http_{rejected.status}").inc()
-        return dead_letter_entry(value, tp.topic, tp.partition, msg.offset, rejected.reason,
-                                 rejected.status, self.index_for(decode(value)))
+    def _dead_letters(self, docs: _Docs, rejected: list[tuple[int, Rejected]]
+                      ) -> list[dict[str, object]]:
+        """One entry per rejected document, whose ``record`` is its line alone as a v1 record:
+        a replay then re-sends just that line, not the other lines of its Kafka record."""
+        decoded: dict[int, list[LogRecord]] = {}  # message number -> its lines, decoded once
+        out: list[dict[str, object]] = []
+        for position, r in rejected:
+            m, index, tp = docs.locate(position)
+            msg = docs.messages[m]
+            lines = decoded.get(m)
+            if lines is None:
+                lines = decoded[m] = decode_lines(msg.value or b"")
+            record = lines[index]
+            self.metrics.dead_lettered.labels(f"http_{r.status}").inc()
+            out.append(dead_letter_entry(encode(record), tp.topic, tp.partition, msg.offset,
+                                         r.reason, r.status, self.index_for(record),
+                                         line_index=index))
+        return out
 
     async def _keepalive(self, delay_s: float) -> None:
         """Wait between bulk retries. Only sleeps: the main loop keeps polling Kafka, with
@@ -255,15 +307,15 @@ def _lean_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _split(lines: list[bytes], max_bytes: int) -> list[tuple[int, int]]:
-    """``[start, stop)`` ranges of ``lines`` for bulk requests of at most ``max_bytes`` (or one
-    document, if it alone is larger)."""
-    if sum(map(len, lines)) <= max_bytes:  # the usual unit: one request
+def _split(lines: list[bytes], max_bytes: int, max_docs: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` ranges of ``lines`` for bulk requests of at most ``max_docs``
+    documents and ``max_bytes`` (or one document, if it alone is larger)."""
+    if len(lines) <= max_docs and sum(map(len, lines)) <= max_bytes:  # the usual unit
         return [(0, len(lines))] if lines else []
     out: list[tuple[int, int]] = []
     start = size = 0
     for i, line in enumerate(lines):
-        if i > start and size + len(line) > max_bytes:
+        if i > start and (size + len(line) > max_bytes or i - start >= max_docs):
             out.append((start, i))
             start, size = i, 0
         size += len(line)

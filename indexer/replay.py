@@ -2,9 +2,10 @@
 
 Run it after fixing the cause (a mapping, a template). It reads the dead-letter topic in its
 own consumer group up to the end offsets seen at start, re-produces each original record with
-its file id as key, waits for Kafka's acknowledgement and only then commits. Records that were
-dead-lettered because they are not valid wire records are counted and skipped: re-sending them
-cannot succeed.
+its file id as key, waits for Kafka's acknowledgement and only then commits. A line rejected by
+OpenSearch was dead-lettered alone, as a v1 record, so only that line goes back, not the rest
+of the Kafka record it came in. Records that were dead-lettered because they are not valid
+wire records are counted and skipped: re-sending them cannot succeed.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from aiokafka.errors import KafkaError
 from logferry.config import Config
 from logferry.errors import KafkaUnavailableError, WireFormatError
 from logferry.kafka import client_kwargs
-from logferry.wire import decode
+from logferry.wire import decode_lines
 
 log = logging.getLogger("logferry.indexer.replay")
 
@@ -99,9 +100,11 @@ def _original(raw: bytes) -> tuple[str | None, bytes | None, bytes | None]:
             value: bytes = entry["record"].encode()
         else:
             value = base64.b64decode(entry["record_b64"])
-        record = decode(value)
+        # Any valid record is taken, v1 or v2: an indexer older than v2 dead-lettered v2
+        # records whole as unsupported, and this one reads them now.
+        fid = decode_lines(value)[0].fid
     except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, WireFormatError):
         return None, None, None
     source = entry.get("source") or {}
     topic = source.get("topic") if isinstance(source, dict) else None
-    return (topic if isinstance(topic, str) else None), value, record.fid.encode()
+    return (topic if isinstance(topic, str) else None), value, fid.encode()

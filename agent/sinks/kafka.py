@@ -75,14 +75,15 @@ class KafkaSink:
         return RecordBatch(self._codec, self._level)
 
     def fill(self, batch: RecordBatch, key: bytes, records: Sequence[tuple[bytes, int]],
-             start: int) -> tuple[int, int]:
+             start: int) -> tuple[int, int, int]:
         """Put ``records[start:]`` in ``batch``, as many as fit in ``batch_max_bytes``.
 
-        Returns how many were taken and the commit offset of the last one.
+        Returns how many were taken, the commit offset of the last one and how many log
+        lines they hold.
         """
         recs: Records = as_records(records)
         stop = batch.set_records(key, recs.values, start, self._batch_max_bytes)
-        return stop - start, recs.commits[stop - 1]
+        return stop - start, recs.commits[stop - 1], sum(recs.lines[start:stop])
 
     async def send(self, batch: object, partition: int) -> asyncio.Future[Any]:
         assert isinstance(batch, RecordBatch)

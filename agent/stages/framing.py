@@ -1,8 +1,9 @@
-"""Turning bytes read from a file into records: split lines, decode, cap length, encode.
+"""Turning bytes read from a file into lines: split, decode, cap length, note offsets.
 
 This is the hot loop of the agent. It works on whole chunks (one ``split`` per chunk, one
-``decode`` per chunk when it is valid UTF-8, offsets by one ``accumulate``) and builds record
-bytes from a per-chunk prefix with one ``%`` format per line instead of a dict per line.
+``decode`` per chunk when it is valid UTF-8, offsets by one ``accumulate``) and fills the
+columns of :class:`~agent.stages.records.Lines` with whole-list operations; packing them into
+records is one ``orjson.dumps`` per column (:func:`agent.stages.records.pack`).
 """
 
 from __future__ import annotations
@@ -10,10 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from itertools import accumulate
 
-import orjson
-
-from agent.stages.records import Records
-from logferry.wire import encode_with_prefix
+from agent.stages.records import Lines
 
 FLAG_INVALID_UTF8 = "invalid_utf8"
 FLAG_SPLIT = "split"
@@ -22,16 +20,17 @@ FLAG_SPLIT = "split"
 _NEXT_LINE = (1).__add__  # a line's length -> how far the next one starts after it
 
 
-def frame_chunk(prefix: bytes, start: int, body: bytes, max_line_bytes: int,
-                continued: bool = False) -> Records:
-    """The records :func:`frame_lines` yields, built for the whole chunk at once.
+def frame_chunk(out: Lines, ts: str, start: int, body: bytes, max_line_bytes: int,
+                continued: bool = False) -> None:
+    """Add the lines of ``body`` to ``out``, all stamped ``ts``, as :func:`frame_lines` does.
 
     The common chunk (valid UTF-8, no line over ``max_line_bytes``, not ``continued``) takes
-    one decode, one split, one ``accumulate`` for the offsets and one format per line; any
+    one decode, one split, one ``accumulate`` for the offsets and a few list ``extend``s; any
     other chunk is handed to :func:`frame_lines` whole.
     """
     if continued:
-        return Records.of(frame_lines(prefix, start, body, max_line_bytes, continued))
+        frame_lines(out, ts, start, body, max_line_bytes, continued)
+        return
     lengths: list[int] | None = None
     if body.isascii():
         lines = body.decode("ascii").split("\n")
@@ -39,31 +38,33 @@ def frame_chunk(prefix: bytes, start: int, body: bytes, max_line_bytes: int,
         try:
             lines = body.decode("utf-8").split("\n")
         except UnicodeDecodeError:
-            return Records.of(frame_lines(prefix, start, body, max_line_bytes))
+            frame_lines(out, ts, start, body, max_line_bytes)
+            return
         lengths = list(map(len, body.split(b"\n")))  # in bytes, unlike the str lines
     # A chunk within the limit cannot hold a line over it: with read_chunk_bytes <=
     # max_line_bytes (the default) every chunk of the tailer is, and skips this scan.
     if len(body) > max_line_bytes and max(
             map(len, lines) if lengths is None else lengths) > max_line_bytes:
-        return Records.of(frame_lines(prefix, start, body, max_line_bytes))
+        frame_lines(out, ts, start, body, max_line_bytes)
+        return
     # offsets[i] is where line i starts, offsets[i + 1] just past its newline (its commit).
     offsets = list(accumulate(map(_NEXT_LINE, map(len, lines) if lengths is None else lengths),
                               initial=start))
-    # The prefix holds the path and host, which may hold "%".
-    record = (prefix.replace(b"%", b"%%") + b'%d,"line":%b}').__mod__
-    dumps = orjson.dumps
-    # offsets has one more item than lines: zip stops at the last line.
-    values = [record((off, dumps(line))) for off, line in zip(offsets, lines, strict=False)]
-    del offsets[0]
-    return Records(values, offsets)
+    n = len(lines)
+    if out.streams is not None:
+        out.streams.extend([None] * n)
+    out.offs.extend(offsets[:-1])
+    out.commits.extend(offsets[1:])
+    out.texts.extend(lines)
+    out.stamps.extend([ts] * n)
 
 
-def frame_lines(prefix: bytes, start: int, body: bytes, max_line_bytes: int,
-                continued: bool = False) -> Iterator[tuple[bytes, int]]:
-    """Yield ``(record value, offset just past this record)`` for each line of ``body``.
+def frame_lines(out: Lines, ts: str, start: int, body: bytes, max_line_bytes: int,
+                continued: bool = False) -> None:
+    """Add each line of ``body`` to ``out``, with the offset just past it as its commit.
 
     ``body`` holds complete lines without the final newline; ``start`` is the file offset of
-    its first byte. Lines longer than ``max_line_bytes`` come out as several records flagged
+    its first byte. Lines longer than ``max_line_bytes`` come out as several lines flagged
     ``split`` (cut where :func:`piece_end` says), each with its own exact offset, so a
     checkpoint may fall between the pieces and a resume re-splits at the same places.
     ``continued``: the first line began before ``start`` (the rest of a line whose first
@@ -73,41 +74,30 @@ def frame_lines(prefix: bytes, start: int, body: bytes, max_line_bytes: int,
     if continued:
         nl = body.find(b"\n")
         first = body if nl < 0 else body[:nl]
-        yield from _split_long(prefix, off, first, max_line_bytes)
+        _split_long(out, ts, off, first, max_line_bytes)
         if nl < 0:
             return
         off += nl + 1
         body = body[nl + 1 :]
-    if body.isascii():
-        for line in body.decode("ascii").split("\n"):
-            n = len(line)
-            if n > max_line_bytes:
-                yield from _split_long(prefix, off, line.encode(), max_line_bytes)
-            else:
-                yield encode_with_prefix(prefix, off, line), off + n + 1
-            off += n + 1
-        return
     for raw in body.split(b"\n"):
         n = len(raw)
         if n > max_line_bytes:
-            yield from _split_long(prefix, off, raw, max_line_bytes)
+            _split_long(out, ts, off, raw, max_line_bytes)
         else:
-            yield encode_bytes(prefix, off, raw), off + n + 1
+            add_bytes(out, ts, off, raw, off + n + 1)
         off += n + 1
 
 
-def encode_bytes(prefix: bytes, off: int, raw: bytes, extra_flag: str | None = None) -> bytes:
-    """Encode one line that may not be valid UTF-8; invalid bytes become U+FFFD, flagged."""
-    flags = [extra_flag] if extra_flag else []
+def add_bytes(out: Lines, ts: str, off: int, raw: bytes, commit: int,
+              extra_flags: tuple[str, ...] = (), stream: str | None = None) -> None:
+    """Add one line that may not be valid UTF-8; invalid bytes become U+FFFD, flagged."""
     try:
         text = raw.decode("utf-8")
+        flags = extra_flags
     except UnicodeDecodeError:
         text = raw.decode("utf-8", errors="replace")
-        flags.append(FLAG_INVALID_UTF8)
-    if not flags:
-        return encode_with_prefix(prefix, off, text)
-    return b"".join((prefix, str(off).encode(), b',"line":', orjson.dumps(text),
-                     b',"flags":', orjson.dumps(flags), b"}"))
+        flags = (*extra_flags, FLAG_INVALID_UTF8)
+    out.add(off, ts, text, commit, stream, flags)
 
 
 def piece_end(data: bytes, start: int, max_line_bytes: int) -> int:
@@ -147,10 +137,9 @@ def pieces(raw: bytes, max_line_bytes: int) -> Iterator[tuple[int, int]]:
         begin = end
 
 
-def _split_long(prefix: bytes, off: int, raw: bytes, max_line_bytes: int
-                ) -> Iterator[tuple[bytes, int]]:
+def _split_long(out: Lines, ts: str, off: int, raw: bytes, max_line_bytes: int) -> None:
     total = len(raw)
     for begin, end in pieces(raw, max_line_bytes):
         # The last piece also consumes the newline that ended the line.
-        yield (encode_bytes(prefix, off + begin, raw[begin:end], FLAG_SPLIT),
-               off + end + (1 if end == total else 0))
+        add_bytes(out, ts, off + begin, raw[begin:end],
+                  off + end + (1 if end == total else 0), (FLAG_SPLIT,))

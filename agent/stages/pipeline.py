@@ -1,5 +1,8 @@
 """Per-file pipelines: bytes read from one file in, ``(record value, commit offset)`` out.
 
+Each call gathers its lines as :class:`Lines` and packs them into wire v2 records, many lines
+per record (:func:`agent.stages.records.pack`).
+
 ``commit`` is the offset the tailer may checkpoint once that record (and every one before it)
 is acknowledged: a clean cut that no joined record straddles, so a resume from it rebuilds
 the same records with the same origins (see :mod:`agent.stages.partials`).
@@ -16,31 +19,32 @@ flagged ``parse_error``, as no runtime writes such a line.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, Protocol
-
-import orjson
 
 from agent.sources.tailer import Chunk
 from agent.stages.cri import TS_SHAPE_TABLE, TS_SHAPES, parse_cri, sniff_format
 from agent.stages.docker_json import parse_docker_json
-from agent.stages.framing import (
-    FLAG_INVALID_UTF8,
-    FLAG_SPLIT,
-    encode_bytes,
-    frame_chunk,
-    pieces,
-)
+from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, add_bytes, frame_chunk, pieces
 from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
 from agent.stages.partials import Joined, PartialJoiner
-from agent.stages.records import Records
+from agent.stages.records import RECORD_MAX_BYTES, Lines, Records, pack
 from logferry.config._agent_sources import MultilineSettings
-from logferry.wire import encode_line, record_head, record_prefix
+from logferry.wire import batch_head
 
 FLAG_PARSE_ERROR = "parse_error"
 
-# The tail of a record for a whole CRI line, by stream: the hot path's only per-line lookup.
-_CRI_TAIL = {b"stdout": b',"stream":"stdout"}', b"stderr": b',"stream":"stderr"}'}
+# A CRI line's stream, by its bytes: the line-by-line path's only per-line lookup.
+_CRI_STREAM = {b"stdout": "stdout", b"stderr": "stderr"}
+# A CRI line of tag F or P, as parse_cri reads it (timestamp of the shapes in TS_SHAPES;
+# ASCII digits only). Lines parse_cri also takes but this does not (no message, "P:x" tags)
+# send their chunk down the line-by-line path.
+_CRI_LINE = re.compile(
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) (stdout|stderr) ([FP]) (.*)$", re.MULTILINE)
+_NEXT_LINE = (1).__add__  # a line's length -> where the next one starts after it
 
 __all__ = ["ContainerPipeline", "PlainPipeline", "Records", "multiline_rules"]
 
@@ -88,6 +92,8 @@ class _FileRecords:
     """What every record of one file shares, built once (and again only after a rename)."""
 
     kind: str
+    # Tests set 0 (one line per record) to see each line's own commit offset.
+    record_max_bytes = RECORD_MAX_BYTES
 
     def __init__(self, host: str, path: str, fid: str,
                  k8s: dict[str, Any] | None = None) -> None:
@@ -100,9 +106,12 @@ class _FileRecords:
 
     def _record_head(self) -> bytes:
         if self._head_path != self.path:
-            self._head = record_head(self.host, self.kind, self.path, self.fid, self.k8s)
+            self._head = batch_head(self.host, self.kind, self.path, self.fid, self.k8s)
             self._head_path = self.path
         return self._head
+
+    def _pack(self, lines: Lines) -> Records:
+        return pack(self._record_head(), lines, self.record_max_bytes) if lines else Records()
 
 
 class PlainPipeline(_FileRecords):
@@ -120,17 +129,17 @@ class PlainPipeline(_FileRecords):
 
     def process(self, chunk: Chunk, now: float) -> Records:
         ts = now_iso()
-        prefix = record_prefix(ts, self.host, self.kind, self.path, self.fid)
+        out = Lines()
         if self._ml is None:
             if chunk.forced:
-                return Records([encode_bytes(prefix, chunk.start, chunk.body, FLAG_SPLIT)],
-                               [chunk.end])
-            return frame_chunk(prefix, chunk.start, chunk.body, self.max_line_bytes,
-                               chunk.continued)
-        out = Records()
+                add_bytes(out, ts, chunk.start, chunk.body, chunk.end, (FLAG_SPLIT,))
+            else:
+                frame_chunk(out, ts, chunk.start, chunk.body, self.max_line_bytes,
+                            chunk.continued)
+            return self._pack(out)
         if chunk.forced:
             self._alone(chunk.start, chunk.end, chunk.body, ts, out)
-            return out
+            return self._pack(out)
         off = chunk.start
         limit = self.max_line_bytes
         lines = iter(chunk.body.split(b"\n"))
@@ -145,42 +154,44 @@ class PlainPipeline(_FileRecords):
             if len(raw) <= limit:
                 event = ml.feed(off, end, raw, now=now, ts=ts)
                 if event is not None:
-                    out.append(self._encode(event))
+                    self._add(event, out)
             else:  # only in chunks not cut by the tailer
                 self._pieces(off, end, raw, ts, out)
             off = end
-        return out
+        return self._pack(out)
 
-    def _pieces(self, off: int, end: int, raw: bytes, ts: str, out: Records) -> None:
-        """The pieces of the line ``raw`` at ``[off, end)``, each a record of its own."""
+    def _pieces(self, off: int, end: int, raw: bytes, ts: str, out: Lines) -> None:
+        """The pieces of the line ``raw`` at ``[off, end)``, each a line of its own."""
         for begin, stop in pieces(raw, self.max_line_bytes):
             self._alone(off + begin, end if stop == len(raw) else off + stop, raw[begin:stop],
                         ts, out)
 
-    def _alone(self, off: int, end: int, raw: bytes, ts: str, out: Records) -> None:
+    def _alone(self, off: int, end: int, raw: bytes, ts: str, out: Lines) -> None:
         assert self._ml is not None
         event, commit = self._ml.alone(end)
         if event is not None:
-            out.append(self._encode(event))
-        text, flags = _text(raw, (FLAG_SPLIT,))
-        out.append((encode_line(self._record_head(), ts, off, text, None, flags), commit))
+            self._add(event, out)
+        add_bytes(out, ts, off, raw, commit, (FLAG_SPLIT,))
 
-    def _encode(self, event: Event) -> tuple[bytes, int]:
+    def _add(self, event: Event, out: Lines) -> None:
         text, flags = _text(event.message, event.flags)
-        return encode_line(self._record_head(), event.ts or now_iso(), event.offset, text,
-                           None, flags), event.commit
+        out.add(event.offset, event.ts or now_iso(), text, event.commit, None, flags)
 
     def flush_stale(self, now: float) -> Records:
-        if self._ml is None:
-            return Records()
-        event = self._ml.flush_if_stale(now)
-        return Records.of([self._encode(event)] if event is not None else [])
+        out = Lines()
+        if self._ml is not None:
+            event = self._ml.flush_if_stale(now)
+            if event is not None:
+                self._add(event, out)
+        return self._pack(out)
 
     def drain(self) -> Records:
-        if self._ml is None:
-            return Records()
-        event = self._ml.drain()
-        return Records.of([self._encode(event)] if event is not None else [])
+        out = Lines()
+        if self._ml is not None:
+            event = self._ml.drain()
+            if event is not None:
+                self._add(event, out)
+        return self._pack(out)
 
     def reset(self, start: int) -> None:
         if self._ml is not None:
@@ -205,47 +216,88 @@ class ContainerPipeline(_FileRecords):
             self._ml is not None and self._ml.pending_start() is not None)
 
     def process(self, chunk: Chunk, now: float) -> Records:
-        head = self._record_head()
-        out = Records()
+        out = Lines(with_streams=True)
+        self._process(chunk, now, out)
+        return self._pack(out)
+
+    def _process(self, chunk: Chunk, now: float, out: Lines) -> None:
         if chunk.forced:
-            self._raw_piece(chunk.body, chunk.start, chunk.end, head, out)
-            return out
+            self._raw_piece(chunk.body, chunk.start, chunk.end, out)
+            return
         if chunk.continued:
             # The last piece of a line over max_line_bytes, like its first pieces: raw.
             nl = chunk.body.find(b"\n")
             if nl < 0:
-                self._raw_piece(chunk.body, chunk.start, chunk.end, head, out)
-                return out
-            self._raw_piece(chunk.body[:nl], chunk.start, chunk.start + nl + 1, head, out)
-            out.extend(self.process(Chunk(chunk.start + nl + 1, chunk.body[nl + 1 :],
-                                          chunk.end), now))
-            return out
+                self._raw_piece(chunk.body, chunk.start, chunk.end, out)
+                return
+            self._raw_piece(chunk.body[:nl], chunk.start, chunk.start + nl + 1, out)
+            self._process(Chunk(chunk.start + nl + 1, chunk.body[nl + 1 :], chunk.end), now,
+                          out)
+            return
         if self.format is None:
             first = chunk.body.split(b"\n", 1)[0]
             self.format = sniff_format(first) or "cri"
         if self.format == "cri" and self._ml is None:
-            return self._process_cri(chunk, now, head)
+            self._process_cri(chunk, now, out)
+            return
         docker = self.format == "docker"
         off = chunk.start
         for raw in chunk.body.split(b"\n"):
             end = off + len(raw) + 1
-            self._line(raw, off, end, docker, now, head, out)
+            self._line(raw, off, end, docker, now, out)
             off = end
-        return out
 
-    def _process_cri(self, chunk: Chunk, now: float, head: bytes) -> Records:
-        """The common case, flattened: a whole (``F``) CRI line with nothing pending becomes a
-        record directly, without going through the joiner; anything else takes :meth:`_line`.
+    def _process_cri(self, chunk: Chunk, now: float, out: Lines) -> None:
+        """The common case in bulk: a chunk of valid UTF-8 whose every line is CRI is parsed by
+        one regex pass, and each run of whole (``F``) lines with nothing pending goes into the
+        columns with list ``extend``s; ``P`` pieces and the lines while one is pending take
+        :meth:`_line`, as does every line of any other chunk (:meth:`_process_cri_lines`).
         """
-        out = Records()
-        values = out.values
-        commits = out.commits
+        body = chunk.body
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            self._process_cri_lines(chunk, now, out)
+            return
+        raws = body.split(b"\n")
+        matches = _CRI_LINE.findall(text)
+        if len(matches) != len(raws):  # some line is not CRI: the general path says which
+            self._process_cri_lines(chunk, now, out)
+            return
+        stamps, streams, tags, messages = zip(*matches, strict=True)
+        offsets = list(accumulate(map(_NEXT_LINE, map(len, raws)), initial=chunk.start))
+        n = len(raws)
+        partial = [i for i, tag in enumerate(tags) if tag == "P"] if "P" in tags else []
+        partial.append(n)
+        joiner = self._joiner
+        i = p = 0
+        while i < n:
+            if joiner.idle:
+                while partial[p] < i:
+                    p += 1
+                stop = partial[p]  # the next P piece, or the end
+                if i < stop:
+                    out.offs.extend(offsets[i:stop])
+                    out.commits.extend(offsets[i + 1 : stop + 1])
+                    out.texts.extend(messages[i:stop])
+                    out.stamps.extend(stamps[i:stop])
+                    out.streams.extend(streams[i:stop])  # type: ignore[union-attr]
+                    i = stop
+                    continue
+            # A P piece, or any line while one is pending (also from an earlier chunk).
+            self._line(raws[i], offsets[i], offsets[i + 1], False, now, out)
+            i += 1
+
+    def _process_cri_lines(self, chunk: Chunk, now: float, out: Lines) -> None:
+        """Line by line: a whole (``F``) CRI line with nothing pending goes straight into the
+        columns, without going through the joiner; anything else takes :meth:`_line`.
+        """
+        offs, texts, stamps, commits = out.offs, out.texts, out.stamps, out.commits
+        streams = out.streams
+        assert streams is not None
         joiner = self._joiner
         idle = joiner.idle  # changes only in _line
-        dumps = orjson.dumps
-        # The head holds the path and pod fields, which may hold "%".
-        record = (head.replace(b"%", b"%%") + b',"ts":"%b","off":%d,"line":%b%b').__mod__
-        tails = _CRI_TAIL
+        stream_of = _CRI_STREAM
         shape = TS_SHAPE_TABLE
         shapes = TS_SHAPES
         off = chunk.start
@@ -253,24 +305,26 @@ class ContainerPipeline(_FileRecords):
             end = off + len(raw) + 1
             parts = raw.split(b" ", 3)
             if (idle and len(parts) == 4 and parts[2] == b"F"
-                    and (tail := tails.get(parts[1])) is not None
+                    and (stream := stream_of.get(parts[1])) is not None
                     and (ts := parts[0]).translate(shape) in shapes):
                 try:
                     text = parts[3].decode()
                 except UnicodeDecodeError:
                     pass
                 else:
-                    values.append(record((ts, off, dumps(text), tail)))
+                    offs.append(off)
+                    texts.append(text)
+                    stamps.append(ts.decode())
+                    streams.append(stream)
                     commits.append(end)
                     off = end
                     continue
-            self._line(raw, off, end, False, now, head, out)
+            self._line(raw, off, end, False, now, out)
             idle = joiner.idle
             off = end
-        return out
 
-    def _line(self, raw: bytes, off: int, end: int, docker: bool, now: float, head: bytes,
-              out: Records) -> None:
+    def _line(self, raw: bytes, off: int, end: int, docker: bool, now: float,
+              out: Lines) -> None:
         if docker:
             parsed_d = parse_docker_json(raw)
             parsed = None if parsed_d is None else (
@@ -280,23 +334,20 @@ class ContainerPipeline(_FileRecords):
             parsed = None if parsed_c is None else (
                 parsed_c.ts, parsed_c.stream, parsed_c.partial, parsed_c.message)
         if parsed is None:
-            text, flags = _text(raw, (FLAG_PARSE_ERROR,))
-            out.append((encode_line(head, now_iso(), off, text, None, flags),
-                        self._bypass(end)))
+            add_bytes(out, now_iso(), off, raw, self._bypass(end), (FLAG_PARSE_ERROR,))
         else:
             joined = self._joiner.feed(off, end, parsed[0], parsed[1], parsed[2], parsed[3],
                                        now=now)
             if joined is not None:
                 if self._ml is None:
-                    out.append(self._encode_joined(head, joined))
+                    self._add_joined(joined, out)
                 else:
-                    self._to_multiline(head, joined, now, out)
+                    self._to_multiline(joined, now, out)
 
-    def _raw_piece(self, raw: bytes, off: int, end: int, head: bytes, out: Records) -> None:
+    def _raw_piece(self, raw: bytes, off: int, end: int, out: Lines) -> None:
         """A piece of a line over max_line_bytes, as is: runtimes cut their lines into ``P``
         pieces far below that limit, so such a line was never CRI or docker json-file."""
-        text, flags = _text(raw, (FLAG_SPLIT, FLAG_PARSE_ERROR))
-        out.append((encode_line(head, now_iso(), off, text, None, flags), self._bypass(end)))
+        add_bytes(out, now_iso(), off, raw, self._bypass(end), (FLAG_SPLIT, FLAG_PARSE_ERROR))
 
     def _bypass(self, end: int) -> int:
         commit = self._joiner.bypass(end)
@@ -304,54 +355,52 @@ class ContainerPipeline(_FileRecords):
             commit = self._ml.bypass(end, commit)
         return commit
 
-    def _encode_joined(self, head: bytes, j: Joined) -> tuple[bytes, int]:
+    def _add_joined(self, j: Joined, out: Lines) -> None:
         text, flags = _text(j.message, j.flags)
-        return encode_line(head, j.ts, j.offset, text, j.stream, flags), j.commit
+        out.add(j.offset, j.ts, text, j.commit, j.stream, flags)
 
-    def _to_multiline(self, head: bytes, j: Joined, now: float, out: Records) -> None:
+    def _to_multiline(self, j: Joined, now: float, out: Lines) -> None:
         assert self._ml is not None
         if FLAG_SPLIT in j.flags:  # a piece of a line cut at partial_max_bytes: never joined
             closed, commit = self._ml.alone(j.end, j.commit)
             if closed is not None:
-                out.append(self._encode_event(head, closed))
-            out.append(self._encode_joined(head, j._replace(commit=commit)))
+                self._add_event(closed, out)
+            self._add_joined(j._replace(commit=commit), out)
             return
         event = self._ml.feed(j.offset, j.end, j.message, now=now, ts=j.ts, stream=j.stream,
                               flags=j.flags, commit=j.commit)
         if event is not None:
-            out.append(self._encode_event(head, event))
+            self._add_event(event, out)
 
-    def _encode_event(self, head: bytes, e: Event) -> tuple[bytes, int]:
+    def _add_event(self, e: Event, out: Lines) -> None:
         text, flags = _text(e.message, e.flags)
-        return encode_line(head, e.ts, e.offset, text, e.stream or None, flags), e.commit
+        out.add(e.offset, e.ts, text, e.commit, e.stream or None, flags)
 
     def flush_stale(self, now: float) -> Records:
-        head = self._record_head()
-        out = Records()
+        out = Lines(with_streams=True)
         for j in self._joiner.flush_if_stale(now, self.partial_timeout_s):
             if self._ml is None:
-                out.append(self._encode_joined(head, j))
+                self._add_joined(j, out)
             else:
-                self._to_multiline(head, j, now, out)
+                self._to_multiline(j, now, out)
         if self._ml is not None:
             event = self._ml.flush_if_stale(now)
             if event is not None:
-                out.append(self._encode_event(head, event))
-        return out
+                self._add_event(event, out)
+        return self._pack(out)
 
     def drain(self) -> Records:
-        head = self._record_head()
-        out = Records()
+        out = Lines(with_streams=True)
         for j in self._joiner.drain():
             if self._ml is None:
-                out.append(self._encode_joined(head, j))
+                self._add_joined(j, out)
             else:
-                self._to_multiline(head, j, 0.0, out)
+                self._to_multiline(j, 0.0, out)
         if self._ml is not None:
             event = self._ml.drain()
             if event is not None:
-                out.append(self._encode_event(head, event))
-        return out
+                self._add_event(event, out)
+        return self._pack(out)
 
     def reset(self, start: int) -> None:
         self._joiner.reset()

@@ -140,10 +140,16 @@ class DeadLetterProducer:
 
 
 def dead_letter_entry(value: bytes, topic: str, partition: int, offset: int, reason: str,
-                      status: int | None, index: str | None) -> dict[str, Any]:
+                      status: int | None, index: str | None,
+                      line_index: int | None = None) -> dict[str, Any]:
+    """A dead-letter topic entry. ``value`` is the rejected line as a v1 record, its place
+    in the Kafka record being ``source.line_index``; or, for a record that is not a valid
+    wire record (no ``line_index``), the whole record as it came."""
     try:
         original: dict[str, Any] = {"record": value.decode("utf-8")}
     except UnicodeDecodeError:
         original = {"record_b64": base64.b64encode(value).decode()}
-    return {"reason": reason, "status": status, "index": index,
-            "source": {"topic": topic, "partition": partition, "offset": offset}, **original}
+    source: dict[str, Any] = {"topic": topic, "partition": partition, "offset": offset}
+    if line_index is not None:
+        source["line_index"] = line_index
+    return {"reason": reason, "status": status, "index": index, "source": source, **original}

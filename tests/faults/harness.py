@@ -296,8 +296,10 @@ def _account_once(run: Run, client: OpenSearch) -> tuple[Counter[int], set[int]]
         match = _TOKEN.search(str(text))
         if match:
             found[int(match.group(1))] += 1
+    # An entry's record is one rejected line; only a record that failed wire decoding goes
+    # whole, with every line of it.
     dead = {int(m.group(1)) for rec in read_all(run.stack.kafka.address, run.dlq)
-            for m in [_TOKEN.search(str(rec.get("record", "")))] if m}
+            for m in _TOKEN.finditer(str(rec.get("record", "")))}
     return found, dead
 
 
@@ -316,7 +318,8 @@ def create_topic(brokers: str, topic: str, partitions: int) -> None:
 
 
 def read_all(brokers: str, topic: str) -> list[dict[str, Any]]:
-    """Every record of ``topic`` up to its current end, decoded as JSON (none if no topic)."""
+    """Every record of ``topic`` up to its current end, decoded as JSON (none if no topic).
+    Read for the dead-letter topic, whose entries are not wire records: taken as they are."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     async def _read() -> list[dict[str, Any]]:

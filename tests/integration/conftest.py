@@ -19,6 +19,7 @@ from opensearchpy.exceptions import TransportError
 from opensearchpy.helpers import scan
 
 from logferry.devstack import DevStack
+from logferry.wire import decode_lines
 
 ROOT = Path(__file__).resolve().parents[2]
 KAFKA_PORT = int(os.environ.get("LOGFERRY_TEST_KAFKA_PORT", "19092"))
@@ -156,9 +157,11 @@ def all_docs(client: OpenSearch, prefix: str) -> list[dict[str, Any]]:
 
 def read_topic(brokers: str, topic: str, min_records: int, timeout_s: float = 60.0,
                idle_s: float = 3.0) -> list[dict[str, Any]]:
-    """Every record value in ``topic`` (all partitions, from the start), decoded as JSON.
+    """Every record value in ``topic`` (all partitions, from the start), decoded as JSON,
+    a wire record (v1 or v2) as one v1-style dict per line (:func:`topic_values`).
 
-    Returns once at least ``min_records`` were read and nothing new came for ``idle_s``.
+    Returns once at least ``min_records`` (lines, for wire records) were read and nothing new
+    came for ``idle_s``.
     """
     import asyncio
 
@@ -186,7 +189,8 @@ def read_topic(brokers: str, topic: str, min_records: int, timeout_s: float = 60
             while True:
                 batch = await consumer.getmany(timeout_ms=500, max_records=10000)
                 for msgs in batch.values():
-                    out.extend(orjson.loads(m.value) for m in msgs)
+                    for m in msgs:
+                        out.extend(topic_values(m.value))
                 now = time.monotonic()
                 if batch:
                     last_new = now
@@ -194,12 +198,22 @@ def read_topic(brokers: str, topic: str, min_records: int, timeout_s: float = 60
                     return out
                 if now > deadline:
                     raise AssertionError(
-                        f"only {len(out)} of {min_records} records in {topic} after "
+                        f"only {len(out)} of {min_records} lines in {topic} after "
                         f"{timeout_s:.0f}s")
         finally:
             await consumer.stop()
 
     return asyncio.run(_read())
+
+
+def topic_values(raw: bytes) -> list[dict[str, Any]]:
+    """One Kafka record value as JSON: a wire record (it has ``v``) as one v1-style dict per
+    line, whatever its version, so that tests count and compare lines; anything else (a
+    dead-letter entry) as it is. A wire record that does not decode fails the test."""
+    obj = orjson.loads(raw)
+    if isinstance(obj, dict) and "v" in obj:
+        return [record.to_dict() for record in decode_lines(raw)]
+    return [obj]
 
 
 def line_offsets(data: bytes) -> dict[int, str]:

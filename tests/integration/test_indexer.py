@@ -8,6 +8,7 @@ import random
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from opensearchpy import OpenSearch
 
 from logferry.devstack import DevStack
-from logferry.wire import LogRecord, encode
+from logferry.wire import LogRecord, batch_head, decode_lines, encode, encode_batch
 from tests.integration.conftest import (
     ROOT,
     all_docs,
@@ -184,6 +185,77 @@ def test_mapping_conflict_goes_to_dead_letter_and_offset_is_committed(
     assert "replayed 100 records; skipped 1" in out.stdout
     wait_for(lambda: count_docs(os_client, names["prefix"]) == 100, 60, "replayed documents")
     assert idx.stop() == 0, idx.log()
+
+
+def _batches(count: int, lines_each: int, tag: str, ts: str) -> list[bytes]:
+    """``count`` v2 records of ``lines_each`` consecutive lines each, from 7 container files,
+    with per-line streams and a flagged first line, as the agent writes them."""
+    out = []
+    for r in range(count):
+        f = r % 7
+        head = batch_head("node-b", "container", f"/var/log/pods/shop_app-{f}/app/0.log",
+                          f"v2:{f}:{tag}", {"namespace": "shop", "pod": f"app-{f}"})
+        first = (r // 7) * lines_each
+        offs = [(first + i) * 100 for i in range(lines_each)]
+        streams: list[str | None] = [("stdout", "stderr")[i % 2] for i in range(lines_each)]
+        out.append(encode_batch(head, ts, offs, [f"v2 record {r} line {i}" for i in offs],
+                                streams, [(0, ["split"])]))
+    return out
+
+
+def test_v2_records_a_rejected_line_is_dead_lettered_and_replayed_alone(
+        tmp_path: Path, brokers: str, opensearch_url: str, os_client: OpenSearch,
+        names: dict[str, str], run_service) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    ts = now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    before = (now - timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    batches = _batches(40, 250, names["topic"], ts)
+    # One line of a record dates from two days ago, and that day's index maps `message` as a
+    # number: only that line is rejected, not the other lines of its record.
+    bad_day = before[:10].replace("-", ".")
+    os_client.indices.create(index=f"{names['prefix']}-{bad_day}", body={
+        "mappings": {"properties": {"message": {"type": "long"}}}})
+    mixed = encode_batch(batch_head("node-b", "file", "/var/log/mixed.log",
+                                    f"mixed:{names['topic']}"),
+                         [ts, before, ts], [0, 10, 30], ["12", "not a number", "34"])
+    singles = _records(5, names["topic"])  # v1 records in the same topic are still read
+    values = [*batches, mixed, *singles]
+    total = 40 * 250 + 3 + 5
+    produce(brokers, names["topic"], values)
+    config = _config(tmp_path, brokers, opensearch_url, names, bulk_max_docs=2000)
+    idx = run_service("indexer", "run", "--config", str(config), name="idx")
+    dead = read_topic(brokers, names["dlq"], 1, timeout_s=120)
+    assert len(dead) == 1
+    entry = dead[0]
+    assert entry["status"] == 400 and "mapper_parsing_exception" in entry["reason"]
+    assert entry["index"] == f"{names['prefix']}-{bad_day}"
+    assert entry["source"]["topic"] == names["topic"]
+    assert entry["source"]["line_index"] == 1
+    # The record is that line alone, as a v1 record.
+    assert orjson.loads(entry["record"]) == decode_lines(mixed)[1].to_dict()
+    wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 120, "commit")
+    assert count_docs(os_client, names["prefix"]) == total - 1
+    doc = next(d for d in all_docs(os_client, names["prefix"])
+               if d["message"] == "v2 record 8 line 25000")
+    assert doc["log"] == {"file": {"path": "/var/log/pods/shop_app-1/app/0.log"},
+                          "offset": 25000, "stream": "stdout"}
+    assert doc["logferry"] == {"fid": f"v2:1:{names['topic']}", "kind": "container",
+                               "flags": ["split"]}
+    assert doc["kubernetes"] == {"namespace": "shop", "pod": {"name": "app-1"}}
+    # Fix the cause, then replay: just the rejected line goes back, and is indexed.
+    os_client.indices.delete(index=f"{names['prefix']}-{bad_day}")
+    out = subprocess.run([sys.executable, "-m", "logferry.cli", "dlq", "replay", "--config",
+                          str(config)], capture_output=True, text=True, cwd=ROOT, timeout=120,
+                         check=False)
+    assert out.returncode == 0, out.stderr
+    assert "replayed 1 records; skipped 0" in out.stdout
+    wait_for(lambda: count_docs(os_client, names["prefix"]) == total, 60, "the replayed line")
+    # The same records produced again (an agent re-sending after a crash): nothing is added.
+    produce(brokers, names["topic"], values)
+    wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 120, "catch-up")
+    assert idx.stop() == 0, idx.log()
+    _assert_exactly(os_client, names["prefix"], total)
+    assert len(read_topic(brokers, names["dlq"], 1)) == 1
 
 
 def test_opensearch_down_30s_during_ingest(tmp_path: Path, brokers: str, opensearch_url: str,

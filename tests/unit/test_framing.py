@@ -12,20 +12,20 @@ from agent.stages.framing import (
     frame_lines,
     piece_end,
 )
-from logferry.wire import decode, record_prefix
-
-PREFIX = record_prefix("2026-11-25T00:00:00Z", "h", "file", "/p", "1:2:3")
+from agent.stages.records import Lines, pack
+from logferry.wire import batch_head, decode, decode_lines
+from tests.unit.agent.framed import TS, framed
 
 
 def test_offsets_and_lines() -> None:
     body = b"one\ntwo\n\nthree"
-    out = [(decode(v), end) for v, end in frame_lines(PREFIX, 100, body, 1024)]
+    out = [(decode(v), end) for v, end in framed(frame_lines, 100, body, 1024)]
     assert [(r.off, r.line, end) for r, end in out] == [
         (100, "one", 104), (104, "two", 108), (108, "", 109), (109, "three", 115)]
 
 
 def test_invalid_utf8_is_kept_and_flagged() -> None:
-    [(value, _)] = list(frame_lines(PREFIX, 0, b"bad \xff byte", 1024))
+    [(value, _)] = list(framed(frame_lines, 0, b"bad \xff byte", 1024))
     rec = decode(value)
     assert rec.line == "bad \ufffd byte"
     assert rec.flags == [FLAG_INVALID_UTF8]
@@ -33,7 +33,7 @@ def test_invalid_utf8_is_kept_and_flagged() -> None:
 
 def test_long_lines_are_split_with_exact_offsets() -> None:
     body = b"a" * 2500 + b"\nshort"
-    out = [(decode(v), end) for v, end in frame_lines(PREFIX, 0, body, 1024)]
+    out = [(decode(v), end) for v, end in framed(frame_lines, 0, body, 1024)]
     assert [(r.off, len(r.line), r.flags, end) for r, end in out] == [
         (0, 1024, [FLAG_SPLIT], 1024),
         (1024, 1024, [FLAG_SPLIT], 2048),
@@ -46,7 +46,7 @@ def test_long_lines_are_split_with_exact_offsets() -> None:
        st.integers(min_value=8, max_value=64))
 def test_every_byte_is_accounted_for(lines: list[bytes], max_line: int) -> None:
     body = b"\n".join(lines)
-    out = list(frame_lines(PREFIX, 0, body, max_line))
+    out = list(framed(frame_lines, 0, body, max_line))
     # Records tile the body: each starts where the previous ended.
     expected_off = 0
     for value, end in out:
@@ -66,25 +66,39 @@ _LINE_TEXT = st.text(alphabet=st.characters(blacklist_characters="\n", blacklist
                           st.binary(max_size=40).filter(lambda b: b"\n" not in b)),
                 min_size=1, max_size=20),
        st.integers(min_value=0, max_value=10**12), st.integers(min_value=8, max_value=64),
-       st.sampled_from([PREFIX, record_prefix("t", "h%d", "file", "/var/log/100%s.log", "f")]),
        st.booleans())
 def test_frame_chunk_equals_frame_lines(lines: list[bytes], start: int, max_line: int,
-                                        prefix: bytes, continued: bool) -> None:
+                                        continued: bool) -> None:
     body = b"\n".join(lines)
-    fast = frame_chunk(prefix, start, body, max_line, continued)
-    assert list(fast) == list(frame_lines(prefix, start, body, max_line, continued))
+    fast = framed(frame_chunk, start, body, max_line, continued)
+    assert list(fast) == list(framed(frame_lines, start, body, max_line, continued))
     assert fast.commits[-1] == start + len(body) + 1
+
+
+@given(st.lists(_LINE_TEXT, min_size=1, max_size=60), st.integers(0, 400),
+       st.sampled_from([("h", "/p"), ("h%d", "/var/log/100%s.log")]))
+def test_packed_records_hold_every_line_in_order(texts: list[str], max_bytes: int,
+                                                 names: tuple[str, str]) -> None:
+    out = Lines()
+    body = "\n".join(texts).encode()
+    frame_chunk(out, TS, 7, body, 1024)
+    records = pack(batch_head(names[0], "file", names[1], "f"), out, max_bytes)
+    got = [r for value in records.values for r in decode_lines(value)]
+    assert [(r.off, r.line, r.ts, r.host, r.path) for r in got] == [
+        (off, text, TS, *names) for off, text in zip(out.offs, out.texts, strict=True)]
+    assert sum(records.lines) == len(out)
+    assert records.commits[-1] == 7 + len(body) + 1
 
 
 def test_frame_chunk_offsets_count_bytes_not_characters() -> None:
     body = "ünïcödé\nplain\n€".encode()
-    out = [(decode(v), end) for v, end in frame_chunk(PREFIX, 10, body, 1024)]
+    out = [(decode(v), end) for v, end in framed(frame_chunk, 10, body, 1024)]
     assert [(r.off, r.line, end) for r, end in out] == [
         (10, "ünïcödé", 22), (22, "plain", 28), (28, "€", 32)]
 
 
 def test_the_rest_of_a_continued_line_is_a_piece_however_short() -> None:
-    out = [(decode(v), end) for v, end in frame_chunk(PREFIX, 4, b"aa\nb", 1024, True)]
+    out = [(decode(v), end) for v, end in framed(frame_chunk, 4, b"aa\nb", 1024, True)]
     assert [(r.off, r.line, r.flags, end) for r, end in out] == [
         (4, "aa", [FLAG_SPLIT], 7), (7, "b", [], 9)]
 

@@ -110,19 +110,20 @@ async def test_fill_takes_records_in_order_with_their_commit() -> None:
                                                     compression="zstd"))
     try:
         records = Records([f"line {i} ".encode() * 20 for i in range(500)],
-                          [(i + 1) * 100 for i in range(500)])
+                          [(i + 1) * 100 for i in range(500)], [i % 7 + 1 for i in range(500)])
         got: list[bytes] = []
         start = 0
         while start < len(records):
             batch = sink.new_batch()
-            taken, commit = sink.fill(batch, b"fid", records, start)
+            taken, commit, lines = sink.fill(batch, b"fid", records, start)
             assert taken > 0 and commit == records.commits[start + taken - 1]
+            assert lines == sum(records.lines[start:start + taken])
             batch.compress()
             got += [r.value for r in _parse(batch) if r.value is not None]
             start += taken
         assert got == records.values and start == 500
         # A plain list of (value, commit) pairs works too.
         batch = sink.new_batch()
-        assert sink.fill(batch, b"fid", list(records)[:3], 1) == (2, 300)
+        assert sink.fill(batch, b"fid", list(records)[:3], 1) == (2, 300, 2)
     finally:
         await sink.stop()

@@ -8,11 +8,12 @@ from hypothesis import strategies as st
 from logferry.errors import WireFormatError
 from logferry.wire import (
     LogRecord,
+    batch_head,
     decode,
+    decode_lines,
     encode,
-    encode_with_prefix,
+    encode_batch,
     origin_id,
-    record_prefix,
 )
 
 
@@ -29,13 +30,14 @@ def test_round_trip() -> None:
     assert decode(encode(rec)) == rec
 
 
-@given(st.text(), st.integers(min_value=0, max_value=2**62))
-def test_fast_path_equals_dict_encoding(line: str, off: int) -> None:
-    rec = _record(line=line, off=off)
-    prefix = record_prefix(rec.ts, rec.host, rec.kind, rec.path, rec.fid)
-    fast = encode_with_prefix(prefix, off, line)
-    assert orjson.loads(fast) == orjson.loads(encode(rec))
-    assert decode(fast) == rec
+@given(st.lists(st.tuples(st.text(), st.integers(min_value=0, max_value=2**62)), min_size=1,
+                max_size=5))
+def test_a_batch_holds_lines_as_one_line_records_would(lines: list[tuple[str, int]]) -> None:
+    rec = _record()
+    raw = encode_batch(batch_head(rec.host, rec.kind, rec.path, rec.fid), rec.ts,
+                       [off for _, off in lines], [line for line, _ in lines])
+    assert decode_lines(raw) == [_record(line=line, off=off) for line, off in lines]
+    assert decode_lines(encode(rec)) == [rec]  # v1 still reads
 
 
 @pytest.mark.parametrize(
@@ -43,7 +45,11 @@ def test_fast_path_equals_dict_encoding(line: str, off: int) -> None:
     [
         (b"not json", "not JSON"),
         (b"[1]", "not a JSON object"),
-        (b'{"v": 2}', "unsupported wire version 2"),
+        (b'{"v": 3}', "unsupported wire version 3"),
+        (b'{"v": 2, "host": "h", "kind": "k", "path": "p", "fid": "f", "off": [1], '
+         b'"line": ["a", "b"], "ts": "t"}', "'off' must be a list of 2"),
+        (encode_batch(batch_head("h", "k", "p", "f"), "t", [1, 2], ["a", "b"]),
+         "holds 2 lines, not one"),
         (b'{"v": 1, "ts": "x"}', "'host' missing"),
         (orjson.dumps({**_record().to_dict(), "off": "12"}), "'off' missing or not int"),
         (orjson.dumps({**_record().to_dict(), "off": True}), "'off' missing or not int"),

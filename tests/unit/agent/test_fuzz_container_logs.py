@@ -203,6 +203,7 @@ def read_container_file(data: bytes, fmt: str, read_bytes: int, max_line: int,
                         ) -> list[tuple[dict[str, Any], int]]:
     pipe = ContainerPipeline("h", "/c.log", "1:2:3", {"namespace": "ns"}, fmt, partial_max,
                              5.0, multiline, 0)
+    pipe.record_max_bytes = 0  # one line per record: each with its own commit
     out: list[tuple[bytes, int]] = []
     with tempfile.TemporaryFile() as f:
         f.write(data)
@@ -216,8 +217,7 @@ def read_container_file(data: bytes, fmt: str, read_bytes: int, max_line: int,
     out.extend(pipe.drain())
     recs = []
     for value, commit in out:
-        decode(value)  # valid on the wire
-        recs.append((orjson.loads(value), commit))
+        recs.append((decode(value).to_dict(), commit))  # valid on the wire, one line
     return recs
 
 

@@ -26,12 +26,12 @@ from hypothesis import strategies as st
 
 from agent.sources.identity import FileIdentity
 from agent.sources.tailer import FileTailer
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, encode_bytes, frame_lines
+from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, add_bytes, frame_lines
 from agent.stages.multiline import MultilineRules
 from agent.stages.pipeline import PlainPipeline
-from logferry.wire import decode, record_prefix
-
-PREFIX = record_prefix("2026-11-25T00:00:00Z", "h", "file", "/p", "1:2:3")
+from agent.stages.records import Lines
+from logferry.wire import decode
+from tests.unit.agent.framed import framed, per_line
 
 # Bytes that break naive line handling, mixed with plain text so that lines are often valid.
 _NASTY = [b"\x00", b"\r", b"\r\n", b"\n", b"\n\n", b"\xff", b"\xc3", b"\xa9", b"\xc3\xa9",
@@ -46,9 +46,8 @@ file_bytes = st.one_of(
 
 
 def _loads(value: bytes) -> dict[str, Any]:
-    decode(value)  # valid on the wire
-    rec: dict[str, Any] = orjson.loads(value)
-    return rec
+    """A record of one line (valid on the wire) as a v1-style dict."""
+    return decode(value).to_dict()
 
 
 def _valid(raw: bytes) -> bool:
@@ -115,7 +114,7 @@ def line_length_at(data: bytes, off: int) -> int:
 @example(b"\n\n\n", 7, 1)
 def test_frame_lines_tiles_the_body_with_exact_offsets(body: bytes, start: int,
                                                        max_line: int) -> None:
-    out = list(frame_lines(PREFIX, start, body, max_line))
+    out = list(framed(frame_lines, start, body, max_line))
     recs = [_loads(v) for v, _ in out]
     local = [{**r, "off": r["off"] - start} for r in recs]  # offsets within the body
     check_records(body + b"\n", 0, len(body) + 1, local, max_line)
@@ -137,7 +136,7 @@ def test_frame_lines_tiles_the_body_with_exact_offsets(body: bytes, start: int,
        st.lists(st.booleans(), max_size=25), st.integers(1, 40), st.integers(0, 10**6))
 def test_frame_lines_is_the_same_however_the_lines_are_chunked(
         lines: list[bytes], cuts: list[bool], max_line: int, start: int) -> None:
-    whole = list(frame_lines(PREFIX, start, b"\n".join(lines), max_line))
+    whole = list(framed(frame_lines, start, b"\n".join(lines), max_line))
     pieces: list[tuple[bytes, int]] = []
     chunk: list[bytes] = []
     off = start
@@ -145,7 +144,7 @@ def test_frame_lines_is_the_same_however_the_lines_are_chunked(
         chunk.append(line)
         if i == len(lines) - 1 or (i < len(cuts) and cuts[i]):
             body = b"\n".join(chunk)
-            pieces.extend(frame_lines(PREFIX, off, body, max_line))
+            pieces.extend(framed(frame_lines, off, body, max_line))
             off += len(body) + 1
             chunk = []
     assert pieces == whole
@@ -153,9 +152,13 @@ def test_frame_lines_is_the_same_however_the_lines_are_chunked(
 
 @settings(max_examples=150, deadline=None)
 @given(st.binary(max_size=200), st.integers(0, 10**9), st.sampled_from([None, FLAG_SPLIT]))
-def test_encode_bytes_keeps_valid_text_and_flags_the_rest(raw: bytes, off: int,
+def test_add_bytes_keeps_valid_text_and_flags_the_rest(raw: bytes, off: int,
                                                           extra: str | None) -> None:
-    rec = _loads(encode_bytes(PREFIX, off, raw, extra))
+    out = Lines()
+    add_bytes(out, "t", off, raw, off + len(raw) + 1, (extra,) if extra else ())
+    [(value, commit)] = per_line(out)
+    rec = _loads(value)
+    assert commit == off + len(raw) + 1
     assert rec["off"] == off
     assert rec["line"] == raw.decode("utf-8", errors="replace")
     expected = ([extra] if extra else []) + ([] if _valid(raw) else [FLAG_INVALID_UTF8])
@@ -170,7 +173,7 @@ def test_encode_bytes_keeps_valid_text_and_flags_the_rest(raw: bytes, off: int,
     b"\x00 \x00\n" * 20_000,
 ])
 def test_big_bodies_complete_and_tile(body: bytes) -> None:
-    out = list(frame_lines(PREFIX, 0, body, 1000))
+    out = list(framed(frame_lines, 0, body, 1000))
     recs = [orjson.loads(v) for v, _ in out]
     assert [r["off"] for r in recs[1:]] == [end for _, end in out[:-1]]
     assert out[-1][1] == len(body) + 1
@@ -194,6 +197,7 @@ def read_file(data: bytes, read_bytes: int, max_line: int,
     them, then the tail of a last line without its newline, then whatever the pipeline still
     holds."""
     pipe = PlainPipeline("h", "/fuzz.log", "1:2:3", max_line, multiline, start)
+    pipe.record_max_bytes = 0  # one line per record: each with its own commit
     out: list[tuple[bytes, int]] = []
     with tailer_for(data, start) as tailer:
         while (chunk := tailer.read_chunk(read_bytes, max_line)) is not None:
@@ -344,6 +348,7 @@ def test_resuming_at_any_commit_sends_the_same_records(
 def test_a_rewind_between_pieces_flags_the_rest_split(read_bytes: int) -> None:
     with tailer_for(b"aaaaaa\nb\n") as tailer:
         tailer.pipeline = PlainPipeline("h", "/fuzz.log", "1:2:3", 4, None, 0)
+        tailer.pipeline.record_max_bytes = 0
         first = tailer.read_chunk(read_bytes, 4)
         assert first is not None and first.forced and first.end == 4
         tailer.acked_offset = 4  # that piece was acknowledged, then a later batch failed
@@ -381,6 +386,6 @@ def test_multiline_does_not_add_newlines_inside_a_split_line(read_bytes: int) ->
 
 def test_splitting_never_cuts_a_character() -> None:
     body = "éé".encode()
-    recs = [orjson.loads(v) for v, _ in frame_lines(PREFIX, 0, body, 3)]
+    recs = [orjson.loads(v) for v, _ in framed(frame_lines, 0, body, 3)]
     assert "".join(r["line"] for r in recs) == "éé"
     assert [r["flags"] for r in recs] == [[FLAG_SPLIT], [FLAG_SPLIT]]

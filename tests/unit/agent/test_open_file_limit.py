@@ -20,6 +20,7 @@ import pytest
 
 from agent.app import Agent
 from logferry.config import Config
+from logferry.wire import decode_lines
 
 
 class _Batch(list[tuple[bytes, int]]):
@@ -50,12 +51,14 @@ class FakeSink:
 
     @staticmethod
     def fill(batch: _Batch, key: bytes, records: list[tuple[bytes, int]], start: int
-             ) -> tuple[int, int]:
+             ) -> tuple[int, int, int]:
         batch.extend(records[start:])
-        return len(records) - start, records[-1][1]
+        lines = sum(len(decode_lines(value)) for value, _ in records[start:])
+        return len(records) - start, records[-1][1], lines
 
     async def send(self, batch: _Batch, partition: int) -> asyncio.Future[Any]:
-        self.records.extend(orjson.loads(value) for value, _ in batch)
+        # One dict per line, as in a v1 record, whatever the records hold.
+        self.records.extend(r.to_dict() for value, _ in batch for r in decode_lines(value))
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         fut.set_result(None)
         return fut

@@ -16,7 +16,7 @@ import pytest
 
 from agent.checkpoint import CheckpointStore, FileCheckpoint
 from agent.paths import display_path
-from logferry.wire import decode, record_prefix
+from logferry.wire import batch_head, decode, encode_batch
 from tests.unit.agent.test_open_file_limit import until
 from tests.unit.agent.test_rotation_kubelet import agent_running, checkpoint
 
@@ -36,8 +36,8 @@ def test_display_path(path: str, shown: str) -> None:
 
 
 def test_a_display_path_can_be_put_on_the_wire() -> None:
-    prefix = record_prefix("t", "h", "file", display_path(RAW), "f")
-    assert decode(prefix + b'0,"line":"x"}').path == "/var/log/caf\ufffd.log"
+    head = batch_head("h", "file", display_path(RAW), "f")
+    assert decode(encode_batch(head, "t", [0], ["x"])).path == "/var/log/caf\ufffd.log"
 
 
 def test_checkpoint_with_a_name_that_is_not_utf8(tmp_path: Path) -> None:

@@ -85,9 +85,9 @@ async def test_item_count_mismatch_fails_the_write() -> None:
 
 def test_split_keeps_requests_under_the_byte_limit() -> None:
     lines = [b"x" * n for n in (10, 10, 30, 5, 50, 1)]
-    assert _split(lines, 1000) == [(0, 6)]
-    assert _split([], 1000) == []
-    ranges = _split(lines, 40)
+    assert _split(lines, 1000, 100) == [(0, 6)]
+    assert _split([], 1000, 100) == []
+    ranges = _split(lines, 40, 100)
     assert ranges == [(0, 2), (2, 4), (4, 5), (5, 6)]  # a too-large line goes alone
     assert [i for a, b in ranges for i in range(a, b)] == list(range(len(lines)))
 

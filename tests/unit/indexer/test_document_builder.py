@@ -1,5 +1,6 @@
 """The indexer's one-pass DocumentBuilder against the reference path it replaces:
-decode -> to_document -> Processor.process().apply -> bulk_lines, byte for byte."""
+decode_lines -> to_document -> Processor.process().apply -> bulk_lines, byte for byte; and a
+line of a v2 record against the same line alone in a v1 record."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from indexer.stages.document import DocumentBuilder, IndexNamer, bulk_lines, to_
 from indexer.stages.process import Processor
 from logferry.config._processing import ProcessingSettings
 from logferry.errors import WireFormatError
-from logferry.wire import LogRecord, decode, encode
+from logferry.wire import LogRecord, batch_head, decode_lines, encode, encode_batch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 INGESTED = "2026-11-25T12:00:00.123456Z"
@@ -61,12 +62,14 @@ SETTINGS = [
 PATTERNS = ["{prefix}-{date}", "{prefix}-{namespace}-{date}", "{prefix}-{month}"]
 
 
-def reference(value: bytes, processor: Processor, namer: IndexNamer) -> bytes:
-    record = decode(value)
-    index = namer(record)
-    doc = to_document(record, INGESTED)
-    processor.process(record.line, record.ts, NOW).apply(doc)
-    return bulk_lines(index, record, doc)
+def reference(value: bytes, processor: Processor, namer: IndexNamer) -> list[bytes]:
+    out = []
+    for record in decode_lines(value):
+        index = namer(record)
+        doc = to_document(record, INGESTED)
+        processor.process(record.line, record.ts, NOW).apply(doc)
+        out.append(bulk_lines(index, record, doc))
+    return out
 
 
 def records() -> list[bytes]:
@@ -91,7 +94,7 @@ def test_builder_equals_reference_path(options: dict[str, Any], pattern: str) ->
     builder.begin(NOW, INGESTED)
     for _ in range(2):  # the second pass runs on filled caches
         for value in records():
-            assert builder.build(value) == reference(value, processor, namer)
+            assert builder.build_lines(value) == reference(value, processor, namer)
 
 
 def test_shared_parts_are_not_modified_by_later_documents() -> None:
@@ -101,12 +104,12 @@ def test_shared_parts_are_not_modified_by_later_documents() -> None:
     builder.begin(NOW, INGESTED)
     first = encode(LogRecord("2026-11-25T11:00:00Z", "h", "container", "/p", "f", 0, "plain",
                              k8s=K8S[2]))
-    before = builder.build(first)
+    before = builder.build_lines(first)
     # flags, event.original, a level: all of them must go to this document only
     for line in ('{"msg":"x","level":"error"}', "ERROR boom", '{"broken'):
-        builder.build(encode(LogRecord("2026-11-25T11:00:00Z", "h", "container", "/p", "f", 1,
+        builder.build_lines(encode(LogRecord("2026-11-25T11:00:00Z", "h", "container", "/p", "f", 1,
                                        line, flags=["split"], k8s=K8S[2])))
-    assert builder.build(first) == before
+    assert builder.build_lines(first) == before
 
 
 def test_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -119,7 +122,7 @@ def test_caches_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
         k8s = {"namespace": f"ns{i}", "pod": f"p{i}"}
         value = encode(LogRecord(f"2026-11-{i + 1:02d}T00:00:00Z", "h", "container",
                                  f"/p{i}", f"f{i}", i, "x", k8s=k8s))
-        assert builder.build(value) == reference(value, processor, namer)
+        assert builder.build_lines(value) == reference(value, processor, namer)
     assert len(builder._files) <= 3
     assert len(builder._actions) <= 3
     assert len(builder._kubernetes) <= 3
@@ -145,9 +148,9 @@ def test_wire_errors_are_those_of_decode(value: bytes) -> None:
                               IndexNamer("{prefix}-{date}", "logs"))
     builder.begin(NOW, INGESTED)
     with pytest.raises(WireFormatError) as expected:
-        decode(value)
+        decode_lines(value)
     with pytest.raises(WireFormatError) as got:
-        builder.build(value)
+        builder.build_lines(value)
     assert str(got.value) == str(expected.value)
 
 
@@ -163,7 +166,7 @@ def test_odd_record_values_take_the_same_path() -> None:
                   {"v": 1.0}, {"k8s": None}, {"k8s": {"namespace": {"odd": 1}}},
                   {"k8s": {"namespace": "A/B"}}, {"flags": ["x", 1, None]}):
         value = orjson.dumps({**base, **extra})
-        assert builder.build(value) == reference(value, processor, namer)
+        assert builder.build_lines(value) == reference(value, processor, namer)
 
 
 line_text = st.one_of(
@@ -190,4 +193,146 @@ def test_builder_equals_reference_on_generated_records(
     builder = DocumentBuilder(processor, namer)
     builder.begin(NOW, INGESTED)
     value = encode(LogRecord(ts, "h", "file", "/p", "f", off, line, flags, k8s, stream))
-    assert builder.build(value) == reference(value, processor, namer)
+    assert builder.build_lines(value) == reference(value, processor, namer)
+
+
+# -- v2: many lines of one file per record ------------------------------------------------------
+
+STAMPS = ["2026-11-25T11:59:59.123456789Z", "2026-11-25T12:59:59+01:00", "2026-11-24T23:00:00Z"]
+
+
+def batches() -> list[bytes]:
+    """v2 records of LINES with every shape of the per-line columns: ts one for all or one
+    per line, stream absent, one for all or per line with nulls, flags none or sparse."""
+    out = []
+    n = len(LINES)
+    offs = [i * 100 for i in range(n)]
+    stamps = [STAMPS[i % 3] for i in range(n)]
+    streams: list[str | None] = [("stdout", "stderr", None)[i % 3] for i in range(n)]
+    for j, k8s in enumerate(K8S):
+        head = batch_head(f"node-{j}", "container" if k8s else "file", f"/var/log/{j}.log",
+                          f"803:1b:{j}", k8s)
+        for ts in (STAMPS[j % 3], stamps):
+            for stream in (None, "stderr", streams):
+                sparse: list[list[tuple[int, list[str]]] | None] = [
+                    None, [(0, ["split"]), (n - 1, ["invalid_utf8", "split"])], [(5, [])]]
+                for flags in sparse:
+                    out.append(encode_batch(head, ts, offs, LINES, stream, flags))
+    out.append(encode_batch(batch_head("h", "file", "/one", "f1"), STAMPS[0], [7], ["one"]))
+    return out
+
+
+@pytest.mark.parametrize("pattern", PATTERNS)
+@pytest.mark.parametrize("options", SETTINGS)
+def test_v2_lines_equal_the_reference_and_their_v1_records(options: dict[str, Any],
+                                                           pattern: str) -> None:
+    processor = Processor(ProcessingSettings(**options))
+    namer = IndexNamer(pattern, "logs")
+    builder = DocumentBuilder(processor, namer)
+    builder.begin(NOW, INGESTED)
+    for _ in range(2):  # the second pass runs on filled caches
+        for value in batches():
+            built = builder.build_lines(value)
+            assert built == reference(value, processor, namer)
+            singles = [encode(r) for r in decode_lines(value)]
+            assert len(singles) == len(built)
+            assert built == [line for v1 in singles for line in builder.build_lines(v1)]
+
+
+def test_v2_odd_values_take_the_same_path() -> None:
+    """Extra fields, ``v`` as 2.0, an empty stream, empty k8s, flags of odd items, an index
+    flagged twice (the last wins, as in decode_lines)."""
+    processor = Processor(ProcessingSettings())
+    namer = IndexNamer("{prefix}-{namespace}-{date}", "logs")
+    builder = DocumentBuilder(processor, namer)
+    builder.begin(NOW, INGESTED)
+    base = {"v": 2, "ts": "2026-11-25T11:00:00Z", "host": "h", "kind": "file", "path": "/p",
+            "fid": "f", "off": [7, 20], "line": ["WARN x", '{"level":"error"}']}
+    extras: list[dict[str, Any]] = [
+        {"new": [1]}, {"v": 2.0}, {"stream": ""}, {"stream": ["", None]}, {"stream": None},
+        {"k8s": {}}, {"k8s": None}, {"k8s": {"namespace": "A/B"}}, {"flags": []},
+        {"flags": [[1, ["x", 1, None]]]}, {"flags": [[0, ["a"]], [0, ["b"]]]},
+        {"off": [0, 0]}]
+    for extra in extras:
+        value = orjson.dumps({**base, **extra})
+        assert builder.build_lines(value) == reference(value, processor, namer)
+
+
+_HEAD = b'{"v":2,"host":"h","kind":"file","path":"/p","fid":"f"'
+BAD_V2 = [
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1],"line":["x","y"]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[],"line":[]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":1,"line":"x"}',
+    _HEAD + b',"off":[1],"line":["x"]}',
+    _HEAD + b',"ts":5,"off":[1],"line":["x"]}',
+    _HEAD + b',"ts":["2026-11-25T11:00:00Z"],"off":[1,2],"line":["x","y"]}',
+    _HEAD + b',"ts":["2026-11-25T11:00:00Z",7],"off":[1,2],"line":["x","y"]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,-2],"line":["x","y"]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,true],"line":["x","y"]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x",null]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"stream":[null]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"stream":[1,null]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"stream":3}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"flags":[[2,["a"]]]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"flags":[[0,"a"]]}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"flags":{"0":[]}}',
+    _HEAD + b',"ts":"2026-11-25T11:00:00Z","off":[1,2],"line":["x","y"],"k8s":[1]}',
+    b'{"v":2,"host":"h","kind":"file","path":"/p","ts":"2026-11-25T11:00:00Z","off":[1],'
+    b'"line":["x"]}',
+    b'{"v":3,"host":"h","kind":"file","path":"/p","fid":"f","ts":"2026-11-25T11:00:00Z",'
+    b'"off":[1],"line":["x"]}',
+]
+
+
+@pytest.mark.parametrize("value", BAD_V2)
+def test_v2_wire_errors_are_those_of_decode_lines(value: bytes) -> None:
+    builder = DocumentBuilder(Processor(ProcessingSettings()),
+                              IndexNamer("{prefix}-{date}", "logs"))
+    builder.begin(NOW, INGESTED)
+    with pytest.raises(WireFormatError) as expected:
+        decode_lines(value)
+    with pytest.raises(WireFormatError) as got:
+        builder.build_lines(value)
+    assert str(got.value) == str(expected.value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.tuples(line_text, st.sampled_from(STAMPS),
+                                st.sampled_from([None, "stdout", "stderr"]),
+                                st.lists(st.sampled_from(["split", "invalid_utf8"]),
+                                         max_size=2)),
+                      min_size=1, max_size=8),
+       start=st.integers(0, 2**40), same_ts=st.booleans(), same_stream=st.booleans(),
+       k8s=st.sampled_from(K8S))
+def test_v2_builder_equals_reference_on_generated_records(
+        lines: list[tuple[str, str, str | None, list[str]]], start: int, same_ts: bool,
+        same_stream: bool, k8s: dict[str, Any] | None) -> None:
+    processor = Processor(ProcessingSettings(presets=["nginx_access"]))
+    namer = IndexNamer("{prefix}-{namespace}-{date}", "logs")
+    builder = DocumentBuilder(processor, namer)
+    builder.begin(NOW, INGESTED)
+    offs = [start + 1000 * i for i in range(len(lines))]
+    texts = [line for line, _, _, _ in lines]
+    ts: str | list[str] = lines[0][1] if same_ts else [t for _, t, _, _ in lines]
+    stream: str | list[str | None] | None = (
+        lines[0][2] if same_stream else [s for _, _, s, _ in lines])
+    flags = [(i, f) for i, (_, _, _, f) in enumerate(lines) if f]
+    value = encode_batch(batch_head("h", "file", "/p", "f", k8s), ts, offs, texts, stream,
+                         flags)
+    built = builder.build_lines(value)
+    assert built == reference(value, processor, namer)
+    assert built == [line for r in decode_lines(value) for line in builder.build_lines(encode(r))]
+
+
+def test_valid_records_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The speed of v2 is the point: a valid record, v1 or v2, never falls back to
+    decode_lines and LogRecords."""
+    def refuse(value: bytes) -> list[LogRecord]:
+        raise AssertionError(f"slow path for {value[:80]!r}")
+
+    builder = DocumentBuilder(Processor(ProcessingSettings()),
+                              IndexNamer("{prefix}-{date}", "logs"))
+    builder.begin(NOW, INGESTED)
+    monkeypatch.setattr(document, "decode_lines", refuse)
+    for value in [*batches(), *records()]:
+        assert builder.build_lines(value)
