@@ -1,6 +1,7 @@
 """``python -m benchmarks`` (``make bench``): the agent and the indexer benchmarks in one run on
-one dedicated dev stack, then both tables. Sizes default to 1,000,000 lines and 200,000
-records; the whole run takes a few minutes on a 2-core machine."""
+one dedicated dev stack, then both tables. Sizes default to 1,000,000 lines (agent) and
+200,000 lines in wire v2 records (indexer); the whole run takes a few minutes on a 2-core
+machine."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lines", type=int, default=1_000_000,
                         help="agent benchmark: CRI lines (default 1,000,000)")
     parser.add_argument("--records", type=int, default=200_000,
-                        help="indexer benchmark: wire records (default 200,000)")
+                        help="indexer benchmark: log lines, in wire v2 records (default 200,000)")
     parser.add_argument("--only", choices=["agent", "indexer"],
                         help="run only one of the two benchmarks")
     parser.add_argument("--no-steady", action="store_true",

@@ -375,6 +375,43 @@ class KafkaTool:
         """Records in a fresh topic: the sum of its partitions' end offsets."""
         return sum(self.end_offsets(topic).values())
 
+    def count_lines(self, topic: str) -> int:
+        """Log lines in a fresh topic: a logferry record (wire v2) holds many, anything else
+        (a peer's record) is one. Reads the whole topic: for after a run, not while timing."""
+        from aiokafka import AIOKafkaConsumer
+
+        from logferry.errors import WireFormatError
+        from logferry.wire import decode_lines
+
+        end = self.end_offsets(topic)
+
+        async def _count() -> int:
+            consumer = AIOKafkaConsumer(bootstrap_servers=self.brokers,
+                                        enable_auto_commit=False,
+                                        max_partition_fetch_bytes=8 * 1024 * 1024)
+            await consumer.start()
+            try:
+                consumer.assign(list(end))
+                await consumer.seek_to_beginning(*end)
+                total = 0
+                todo = {tp for tp, high in end.items() if high > 0}
+                while todo:
+                    batch = await consumer.getmany(*todo, timeout_ms=1000)
+                    for tp, msgs in batch.items():
+                        for msg in msgs:
+                            try:
+                                total += len(decode_lines(msg.value or b""))
+                            except WireFormatError:
+                                total += 1
+                        if msgs and msgs[-1].offset + 1 >= end[tp]:
+                            todo.discard(tp)
+                return total
+            finally:
+                await consumer.stop()
+
+        result: int = self._run(_count())
+        return result
+
     def committed(self, group: str) -> dict[Any, int]:
         """The group's committed offsets ({} while the group or its coordinator is unknown)."""
         from aiokafka.errors import KafkaError

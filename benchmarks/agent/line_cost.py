@@ -2,7 +2,7 @@
 
 Run: ``.venv/bin/python -m benchmarks.agent.line_cost [lines]`` (default 100,000). Uses the
 agent benchmark's CRI file (generated on first use). Prints µs/line (best of 5, process CPU
-time) for: framing plain lines into wire records, the CRI pipeline, laying out the Kafka
+time) for: packing plain lines into wire records, the CRI pipeline, laying out the Kafka
 records section, zstd at levels 1 and 3, and the batch header with its CRC. The agent's
 end-to-end cost per line is about their sum for its mode, plus the Kafka client (~0.5
 µs/line) and start-up (~0.5 CPU-s per run).
@@ -16,10 +16,8 @@ from collections.abc import Callable
 
 from agent.sinks.recordbatch import RecordBatch, compress, frame_records
 from agent.sources.tailer import Chunk
-from agent.stages.framing import frame_chunk
-from agent.stages.pipeline import ContainerPipeline
+from agent.stages.pipeline import ContainerPipeline, PlainPipeline
 from benchmarks.agent.bench import data_file
-from logferry.wire import record_prefix
 
 HOST = "node-a"
 PATH = "/var/log/pods/shop_checkout-7d4b9c-x2x9q_0f6e3a52/app/0.log"
@@ -55,8 +53,8 @@ def best_of(fn: Callable[[], object], runs: int = 5) -> float:
 def main() -> None:
     lines = int(sys.argv[1]) if len(sys.argv) > 1 else 100_000
     parts = chunks(lines)
-    prefix = record_prefix("2026-11-26T00:00:00.000000Z", HOST, "file", PATH, FID)
-    plain = [frame_chunk(prefix, c.start, c.body, 1 << 20).values for c in parts]
+    plain_pipe = PlainPipeline(HOST, PATH, FID, 1 << 20, None, 0)
+    plain = [plain_pipe.process(c, 0.0).values for c in parts]
     sections = [bytes(frame_records(KEY, values)[0]) for values in plain]
     raw = sum(len(c.body) + 1 for c in parts)
 
@@ -74,8 +72,7 @@ def main() -> None:
             batch._build()  # header + CRC-32C over the compressed section, as sent
 
     stages: list[tuple[str, Callable[[], object]]] = [
-        ("plain lines -> wire records", lambda: [frame_chunk(prefix, c.start, c.body, 1 << 20)
-                                                 for c in parts]),
+        ("plain lines -> wire records", lambda: [plain_pipe.process(c, 0.0) for c in parts]),
         ("CRI lines -> wire records", cri),
         ("records -> Kafka records section", lambda: [frame_records(KEY, v) for v in plain]),
         ("zstd level 1", lambda: [compress(4, 1, s) for s in sections]),

@@ -2,7 +2,8 @@
 node's ceiling) and a naive consumer written the usual way, on the same topic in one run.
 
 Run: ``python -m benchmarks.indexer.bench [--records N]`` (default 200,000). One 3-partition
-topic is filled once with N wire records; each loader then reads all of it into its own fresh
+topic is filled once with N log lines in wire v2 records (a few hundred consecutive lines of one
+file each, as the agent writes them); each loader then reads all of it into its own fresh
 index prefix (same index template, so the same mapping and refresh interval for all three)
 and the index must hold exactly N documents afterwards. Each loader is a separate process: CPU
 from ``wait4``, peak RSS from VmHWM.
@@ -57,9 +58,11 @@ LOGFERRY = "logferry indexer"
 # -- the topic ---------------------------------------------------------------------------------
 
 def generate_records(n: int, seed: int = 42) -> list[tuple[int, bytes, bytes]]:
-    """(partition, key, value) of ``n`` wire records: half JSON application log lines, half
-    plain/nginx lines, 100-600 bytes, from FILES files with distinct fid and byte offsets."""
-    from logferry.wire import LogRecord, encode
+    """(partition, key, value) of wire v2 records holding ``n`` lines in all: half JSON
+    application log lines, half plain/nginx lines, 100-600 bytes, from FILES files with
+    distinct fid and byte offsets, each file's lines packed as the agent packs them."""
+    from benchmarks.indexer._pack import pack
+    from logferry.wire import batch_head
 
     rng = FastRandom(seed)
     apps = ("checkout", "orders", "payments", "nginx", "auth", "inventory")
@@ -67,7 +70,8 @@ def generate_records(n: int, seed: int = 42) -> list[tuple[int, bytes, bytes]]:
     paths = [f"/var/log/{apps[i % 6]}/{apps[i % 6]}-{i}.log" for i in range(FILES)]
     hosts = [f"node-{i % 4}" for i in range(FILES)]
     offsets = [0] * FILES
-    out: list[tuple[int, bytes, bytes]] = []
+    # per file: its lines' timestamps, offsets and text
+    columns: list[tuple[list[str], list[int], list[str]]] = [([], [], []) for _ in range(FILES)]
     t_us = 10 * 3600 * 10**6
     for k in range(n):
         i = k % FILES
@@ -77,11 +81,13 @@ def generate_records(n: int, seed: int = 42) -> list[tuple[int, bytes, bytes]]:
         ts = f"{DAY}T{hh:02d}:{rem // 60:02d}:{rem % 60:02d}.{us:06d}Z"
         target = rng.randint(100, 600)
         line = json_line(rng, ts, target) if k % 2 == 0 else plain_line(rng, ts, target)
-        rec = LogRecord(ts=ts, host=hosts[i], kind="file", path=paths[i], fid=fids[i],
-                        off=offsets[i], line=line)
+        stamps, offs, lines = columns[i]
+        stamps.append(ts)
+        offs.append(offsets[i])
+        lines.append(line)
         offsets[i] += len(line.encode()) + 1
-        out.append((i % 3, fids[i].encode(), encode(rec)))
-    return out
+    return [(i % 3, fids[i].encode(), value) for i in range(FILES)
+            for value in pack(batch_head(hosts[i], "file", paths[i], fids[i]), *columns[i])]
 
 
 async def _produce(brokers: str, topic: str, records: list[tuple[int, bytes, bytes]]) -> None:
@@ -112,7 +118,7 @@ async def _produce(brokers: str, topic: str, records: list[tuple[int, bytes, byt
 
 
 def fill_topic(ep: Endpoints, kafka: KafkaTool, topic: str,
-               records: list[tuple[int, bytes, bytes]]) -> dict[str, Any]:
+               records: list[tuple[int, bytes, bytes]], lines: int) -> dict[str, Any]:
     n = len(records)
     t1 = time.monotonic()
     kafka.create_topic(topic)
@@ -121,9 +127,10 @@ def fill_topic(ep: Endpoints, kafka: KafkaTool, topic: str,
     if count != n:
         raise RuntimeError(f"topic {topic} holds {count} records after filling, expected {n}")
     value_bytes = sum(len(v) for _, _, v in records)
-    print(f"  topic {topic}: {n:,} records, {value_bytes / 2**20:.1f} MiB of values "
-          f"(produced in {time.monotonic() - t1:.1f}s)", flush=True)
-    return {"topic": topic, "records": n, "value_mib": round(value_bytes / 2**20, 1)}
+    print(f"  topic {topic}: {lines:,} lines in {n:,} records, {value_bytes / 2**20:.1f} MiB "
+          f"of values (produced in {time.monotonic() - t1:.1f}s)", flush=True)
+    return {"topic": topic, "records": n, "lines": lines,
+            "value_mib": round(value_bytes / 2**20, 1)}
 
 
 # -- OpenSearch helpers ------------------------------------------------------------------------
@@ -320,7 +327,7 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
         try:
             print("indexer bench: filling the topic ...", flush=True)
             generated = generate_records(records)
-            results["topic"] = fill_topic(ep, kafka, topic, generated)
+            results["topic"] = fill_topic(ep, kafka, topic, generated, records)
             print("indexer bench: warming up OpenSearch ...", flush=True)
             rates = warm_up(ep.opensearch_url, prefixes["warm"], [v for _, _, v in generated])
             del generated
@@ -398,7 +405,8 @@ def _add_ratios(loaders: list[dict[str, Any]]) -> None:
 
 def format_results(results: dict[str, Any]) -> str:
     topic = results.get("topic") or {}
-    head = (f"INDEXER: {results['records']:,} wire records ({topic.get('value_mib', '?')} MiB) "
+    head = (f"INDEXER: {results['records']:,} lines in {topic.get('records', 0):,} wire v2 "
+            f"records ({topic.get('value_mib', '?')} MiB) "
             f"from one 3-partition topic -> OpenSearch {results['opensearch']}, fresh index "
             f"per loader, same template; {results['machine']['cpus']} CPUs, load avg "
             f"{results['machine']['loadavg'][0]:.2f} at start")
@@ -427,7 +435,7 @@ def format_results(results: dict[str, Any]) -> str:
             out.append(f"  {r['loader']}: timed the POST phase only; {r['body_mib']} MiB of "
                        f"NDJSON pre-built in {r['prebuild_s']}s; its RSS holds all bodies")
         if r.get("measured") and r.get("dead_lettered"):
-            out.append(f"  {r['loader']}: {r['dead_lettered']:,} records dead-lettered")
+            out.append(f"  {r['loader']}: {r['dead_lettered']:,} lines dead-lettered")
     out.extend(notes)
     out.append(f"results: {results['results_file']}")
     return "\n".join(out)
@@ -437,7 +445,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.indexer.bench",
                                      description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--records", type=int, default=200_000,
-                        help="wire records in the topic (default 200,000)")
+                        help="log lines (= documents) in the topic, in wire v2 records of "
+                        "a few hundred lines (default 200,000)")
     args = parser.parse_args(argv)
     quiet_client_logs()
     with bench_stack() as ep:

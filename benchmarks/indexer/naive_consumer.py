@@ -5,11 +5,12 @@ Run by the indexer benchmark as its own process::
     python -m benchmarks.indexer.naive_consumer --brokers B --topic T --group G --url U \
         --prefix P --records N
 
-aiokafka consumer in a group, ``json.loads`` per record, a document dict per record,
-opensearch-py's synchronous client and ``helpers.streaming_bulk`` with ``chunk_size=500`` and
-otherwise default settings, offsets committed after each chunk. It writes ``create`` actions
-with the same deterministic ids and the same document fields as logferry, so OpenSearch does
-the same work for both; it exits once N documents are indexed.
+aiokafka consumer in a group, ``json.loads`` per Kafka record, a loop over the record's lines
+(a wire v2 record holds many; v1, one) building a document dict per line, opensearch-py's
+synchronous client and ``helpers.streaming_bulk`` with ``chunk_size=500`` and otherwise default
+settings, offsets committed after each poll of a few records (about three chunks). It writes
+``create`` actions with the same deterministic ids and the same document fields as logferry,
+so OpenSearch does the same work for both; it exits once N documents are indexed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,9 @@ from aiokafka import AIOKafkaConsumer
 from opensearchpy import OpenSearch, helpers
 
 CHUNK = 500
+# Records per poll: a v2 record holds a few hundred lines, so 4 make about three full chunks
+# (with v1, one line per record, this was 500 records for one chunk).
+POLL_RECORDS = 4
 
 
 def doc_id(fid: str, off: int) -> str:
@@ -34,9 +38,21 @@ def doc_id(fid: str, off: int) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
+def lines(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """The lines of a wire record as v1-style dicts: v2 holds its lines as columns."""
+    if record["v"] == 1:
+        yield record
+        return
+    ts = record["ts"]
+    for i, line in enumerate(record["line"]):
+        yield {"ts": ts if isinstance(ts, str) else ts[i], "host": record["host"],
+               "kind": record["kind"], "path": record["path"], "fid": record["fid"],
+               "off": record["off"][i], "line": line}
+
+
 def actions(records: list[dict[str, Any]], prefix: str) -> Iterator[dict[str, Any]]:
     ingested = datetime.now(UTC).isoformat()
-    for rec in records:
+    for rec in (line for record in records for line in lines(record)):
         ts = rec["ts"]
         yield {
             "_op_type": "create",
@@ -62,7 +78,7 @@ async def run(args: argparse.Namespace) -> int:
     indexed = 0
     try:
         while indexed < args.records:
-            batch = await consumer.getmany(timeout_ms=1000, max_records=CHUNK)
+            batch = await consumer.getmany(timeout_ms=1000, max_records=POLL_RECORDS)
             records = [json.loads(m.value) for msgs in batch.values() for m in msgs]
             if not records:
                 continue
@@ -83,7 +99,8 @@ def main() -> None:
     parser.add_argument("--group", required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--prefix", required=True)
-    parser.add_argument("--records", type=int, required=True)
+    parser.add_argument("--records", type=int, required=True,
+                        help="log lines (documents) to index before exiting")
     args = parser.parse_args()
     indexed = asyncio.run(run(args))
     print(f"indexed {indexed}", flush=True)

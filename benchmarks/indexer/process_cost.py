@@ -1,15 +1,17 @@
-"""Cost of ``Processor.process`` per record, on synthetic lines shaped like real ones, and of
-the indexer's whole per-record path.
+"""Cost of ``Processor.process`` per line, on synthetic lines shaped like real ones, and of
+the indexer's whole per-line path.
 
     .venv/bin/python -m benchmarks.indexer.process_cost [--records N] [--seed S]
 
-Prints µs/record for the mix (35% JSON app logs, 20% logfmt, 25% nginx access, 20% plain
-text) and for each kind alone. Then the per-record path of the indexer on these lines wrapped
-in wire records, with and without Kubernetes fields: ``DocumentBuilder.build`` (wire bytes to
-the two bulk lines: decode, process, document, id, NDJSON), next to the reference composition
-it replaces (``decode``, ``to_document``, ``process().apply``, ``bulk_lines``). One core, no
-I/O: the numbers are the stages' own cost; what the indexer process spends per document on top
-(Kafka fetch, HTTP, asyncio) is measured by ``benchmarks.indexer.bench``.
+Prints µs/line for the mix (35% JSON app logs, 20% logfmt, 25% nginx access, 20% plain
+text) and for each kind alone. Then the per-line path of the indexer on these lines wrapped
+in wire records, with and without Kubernetes fields: ``DocumentBuilder.build_lines`` (wire bytes
+to the two bulk lines of each line: decode, process, document, id, NDJSON) on v2 records (a few
+hundred lines of one file each, as the agent writes them) and on v1 records (one line each),
+next to the reference composition it replaces (``decode_lines``, ``to_document``,
+``process().apply``, ``bulk_lines``) on the v2 records. One core, no I/O: the numbers are the
+stages' own cost; what the indexer process spends per document on top (Kafka fetch, HTTP,
+asyncio) is measured by ``benchmarks.indexer.bench``.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 
+from benchmarks.indexer._pack import pack
 from indexer.stages.document import DocumentBuilder, IndexNamer, bulk_lines, to_document
 from indexer.stages.process import Processor
 from logferry.config._processing import ProcessingSettings
-from logferry.wire import LogRecord, decode, encode
+from logferry.wire import LogRecord, batch_head, decode_lines, encode
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 PATHS = ["/", "/api/v1/orders", "/api/v1/orders/8412", "/static/app.3f9a.js", "/healthz",
@@ -111,7 +114,7 @@ def make_lines(count: int, seed: int) -> dict[str, list[str]]:
 
 
 def cost_us(processor: Processor, lines: list[str], agent_ts: str) -> tuple[float, float]:
-    """Wall-clock (perf_counter) and CPU (process_time) µs per record."""
+    """Wall-clock (perf_counter) and CPU (process_time) µs per line."""
     process = processor.process
     for line in lines[:2000]:  # warm the caches (regex, the timestamp bounds)
         process(line, agent_ts, NOW)
@@ -123,49 +126,63 @@ def cost_us(processor: Processor, lines: list[str], agent_ts: str) -> tuple[floa
             (time.process_time() - cpu) / count * 1e6)
 
 
-def wire_records(lines: list[str], k8s: bool) -> list[bytes]:
-    pod = {"namespace": "shop", "pod": "checkout-7d9f8c-x2x4q", "pod_uid": "4f1c-9a2e",
-           "container": "app", "restart": 0, "labels": {"app": "checkout", "tier": "web"},
-           "node": "node-a"}
-    out = []
-    offsets = [0] * 24
+FILES = 24
+AGENT_TS = "2026-11-25T11:59:59.123456789Z"
+POD = {"namespace": "shop", "pod": "checkout-7d9f8c-x2x4q", "pod_uid": "4f1c-9a2e",
+       "container": "app", "restart": 0, "labels": {"app": "checkout", "tier": "web"},
+       "node": "node-a"}
+
+
+def wire_records(lines: list[str], k8s: bool, version: int) -> list[bytes]:
+    """``lines`` spread over FILES files, as v1 records (one line each) or v2 records (each
+    file's lines packed as the agent packs them)."""
+    kind, pod, stream = ("container", POD, "stdout") if k8s else ("file", None, None)
+    columns: list[tuple[list[int], list[str]]] = [([], []) for _ in range(FILES)]
+    offsets = [0] * FILES
+    v1: list[bytes] = []
     for i, line in enumerate(lines):
-        f = i % 24
-        out.append(encode(LogRecord(
-            ts="2026-11-25T11:59:59.123456789Z", host="node-a",
-            kind="container" if k8s else "file", path=f"/var/log/app-{f}.log",
-            fid=f"803:1a2b{f:02x}:9f8e7d6c5b4a3921", off=offsets[f], line=line,
-            k8s=pod if k8s else None, stream="stdout" if k8s else None)))
+        f = i % FILES
+        if version == 1:
+            v1.append(encode(LogRecord(
+                ts=AGENT_TS, host="node-a", kind=kind, path=f"/var/log/app-{f}.log",
+                fid=f"803:1a2b{f:02x}:9f8e7d6c5b4a3921", off=offsets[f], line=line, k8s=pod,
+                stream=stream)))
+        columns[f][0].append(offsets[f])
+        columns[f][1].append(line)
         offsets[f] += len(line) + 1
-    return out
+    if version == 1:
+        return v1
+    return [value for f in range(FILES) for value in pack(
+        batch_head("node-a", kind, f"/var/log/app-{f}.log", f"803:1a2b{f:02x}:9f8e7d6c5b4a3921",
+                   pod), AGENT_TS, *columns[f], stream)]
 
 
-def pipeline_cost_us(processor: Processor, values: list[bytes]) -> tuple[float, float]:
-    """CPU µs per record: DocumentBuilder.build, and the reference composition."""
+def pipeline_cost_us(processor: Processor, values: list[bytes],
+                     reference_path: bool = False) -> float:
+    """CPU µs per line of DocumentBuilder.build_lines, or of the reference composition."""
     namer = IndexNamer("{prefix}-{date}", "logferry-logs")
     builder = DocumentBuilder(processor, namer)
     ingested = "2026-11-25T12:00:00.000000Z"
     builder.begin(NOW, ingested)
-    build = builder.build
     process = processor.process
 
-    def reference(value: bytes) -> bytes:
-        record = decode(value)
-        doc = to_document(record, ingested)
-        process(record.line, record.ts, NOW).apply(doc)
-        return bulk_lines(namer(record), record, doc)
+    def reference(value: bytes) -> list[bytes]:
+        out = []
+        for record in decode_lines(value):
+            doc = to_document(record, ingested)
+            process(record.line, record.ts, NOW).apply(doc)
+            out.append(bulk_lines(namer(record), record, doc))
+        return out
 
-    out = []
-    for fn in (build, reference):
-        best = float("inf")
-        for _ in range(3):  # the best of three: the least disturbed by other processes
-            cpu = time.process_time()
-            for start in range(0, len(values), 5000):  # units of 5000, like the indexer's
-                for value in values[start:start + 5000]:
-                    fn(value)
-            best = min(best, time.process_time() - cpu)
-        out.append(best / max(1, len(values)) * 1e6)
-    return out[0], out[1]
+    fn = reference if reference_path else builder.build_lines
+    count = max(1, sum(len(fn(value)) for value in values))  # also warms the caches
+    best = float("inf")
+    for _ in range(3):  # the best of three: the least disturbed by other processes
+        cpu = time.process_time()
+        for value in values:
+            fn(value)
+        best = min(best, time.process_time() - cpu)
+    return best / count * 1e6
 
 
 def main() -> None:
@@ -177,7 +194,7 @@ def main() -> None:
     processor = Processor(settings)
     agent_ts = "2026-11-25T11:59:59.123456789Z"
     lines = make_lines(args.records, args.seed)
-    print(f"Processor.process, {args.records} records, parsers={settings.parsers}, "
+    print(f"Processor.process, {args.records} lines, parsers={settings.parsers}, "
           f"presets={settings.presets}, python {sys.version.split()[0]}, "
           f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     # A yardstick for this machine: the field notes put orjson.loads near 2 µs a small record.
@@ -192,12 +209,16 @@ def main() -> None:
         mean_bytes = sum(len(line) for line in batch) / max(1, len(batch))
         wall, cpu = cost_us(processor, batch, agent_ts)
         print(f"  {name:<7} {len(batch):>7} lines  {mean_bytes:4.0f} B/line  "
-              f"{wall:6.2f} µs/record  ({cpu:5.2f} µs CPU)")
-    print("indexer per-record path on the mix as wire records (CPU µs/record, best of 3):")
+              f"{wall:6.2f} µs/line  ({cpu:5.2f} µs CPU)")
+    print("indexer per-line path on the mix as wire records (CPU µs/line, best of 3):")
     for k8s in (False, True):
-        built, reference = pipeline_cost_us(processor, wire_records(lines["mix"], k8s))
-        print(f"  {'container + k8s' if k8s else 'plain file':<15}  DocumentBuilder.build "
-              f"{built:6.2f}   reference path {reference:6.2f}  ({reference / built:.2f}x)")
+        batched = wire_records(lines["mix"], k8s, 2)
+        v2 = pipeline_cost_us(processor, batched)
+        v1 = pipeline_cost_us(processor, wire_records(lines["mix"], k8s, 1))
+        reference = pipeline_cost_us(processor, batched, reference_path=True)
+        print(f"  {'container + k8s' if k8s else 'plain file':<15}  build_lines v2 {v2:6.2f}"
+              f"   v1 {v1:6.2f}   reference path (v2) {reference:6.2f}  "
+              f"({reference / v2:.2f}x)")
 
 
 if __name__ == "__main__":

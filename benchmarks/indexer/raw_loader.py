@@ -6,7 +6,8 @@ Run by the indexer benchmark as its own process::
         --records N --result FILE
 
 It reads every record of the topic and pre-builds NDJSON ``_bulk`` bodies of 5000 ``create``
-actions (deterministic ids, a minimal document) *before* its clock starts; then it only POSTs
+actions, one per line of each wire record (deterministic ids, a minimal document) *before* its
+clock starts; then it only POSTs
 them, over 2 concurrent connections, and checks that no response says ``errors: true``. The
 result file holds the POST phase's wall time and CPU time.
 
@@ -30,13 +31,14 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks._harness import CpuMeter
-from logferry.wire import origin_id
+from logferry.wire import decode_lines, origin_id
 
 DOCS_PER_BODY = 5000
 CONNECTIONS = 2
 
 
-async def read_topic(brokers: str, topic: str, expected: int) -> list[bytes]:
+async def read_topic(brokers: str, topic: str) -> list[bytes]:
+    """Every record value of ``topic`` up to its end offsets at start."""
     consumer = AIOKafkaConsumer(topic, bootstrap_servers=brokers, enable_auto_commit=False,
                                 auto_offset_reset="earliest",
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
@@ -57,8 +59,6 @@ async def read_topic(brokers: str, topic: str, expected: int) -> list[bytes]:
             positions = {tp: await consumer.position(tp) for tp in tps}
             if all(positions[tp] >= end[tp] for tp in tps):
                 break
-        if len(values) != expected:
-            raise RuntimeError(f"raw loader: read {len(values)} records, expected {expected}")
         return values
     finally:
         await consumer.stop()
@@ -76,23 +76,23 @@ def build_logferry_bodies(values: list[bytes], prefix: str) -> list[bytes]:
                               IndexNamer("{prefix}-{date}", prefix))
     now = datetime.now(UTC)
     builder.begin(now, now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
-    lines = [builder.build(value) for value in values]
+    lines = [line for value in values for line in builder.build_lines(value)]
     return [b"".join(lines[i:i + DOCS_PER_BODY]) for i in range(0, len(lines), DOCS_PER_BODY)]
 
 
 def build_bodies(values: list[bytes], prefix: str) -> list[bytes]:
+    """Minimal documents for every line of ``values``, in bodies of DOCS_PER_BODY."""
     bodies: list[bytes] = []
     lines: list[bytes] = []
-    for raw in values:
-        rec = orjson.loads(raw)
-        ts: str = rec["ts"]
+    for rec in (line for raw in values for line in decode_lines(raw)):
+        ts = rec.ts
         index = f"{prefix}-{ts[0:4]}.{ts[5:7]}.{ts[8:10]}"
         lines.append(orjson.dumps({"create": {"_index": index,
-                                              "_id": origin_id(rec["fid"], rec["off"])}}))
-        lines.append(orjson.dumps({"@timestamp": ts, "message": rec["line"],
-                                   "host": {"name": rec["host"]},
-                                   "log": {"file": {"path": rec["path"]},
-                                           "offset": rec["off"]}}))
+                                              "_id": origin_id(rec.fid, rec.off)}}))
+        lines.append(orjson.dumps({"@timestamp": ts, "message": rec.line,
+                                   "host": {"name": rec.host},
+                                   "log": {"file": {"path": rec.path},
+                                           "offset": rec.off}}))
         if len(lines) == 2 * DOCS_PER_BODY:
             bodies.append(b"\n".join(lines) + b"\n")
             lines = []
@@ -147,7 +147,8 @@ def main() -> None:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--prefix", required=True)
-    parser.add_argument("--records", type=int, required=True)
+    parser.add_argument("--records", type=int, required=True,
+                        help="log lines (documents) the topic holds")
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--docs", choices=("minimal", "logferry"), default="minimal",
                         help="minimal documents, or the ones the logferry indexer writes")
@@ -158,11 +159,15 @@ def main() -> None:
             (item.partition("=") for item in args.service_pids.split(",") if item)}
 
     t0 = time.monotonic()
-    values = asyncio.run(read_topic(args.brokers, args.topic, args.records))
+    values = asyncio.run(read_topic(args.brokers, args.topic))
     t_read = time.monotonic()
     build = build_logferry_bodies if args.docs == "logferry" else build_bodies
     bodies = build(values, args.prefix)
     del values
+    # Two NDJSON lines per document (orjson escapes newlines in strings).
+    docs = sum(body.count(b"\n") for body in bodies) // 2
+    if docs != args.records:
+        raise RuntimeError(f"raw loader: read {docs} lines, expected {args.records}")
     t_built = time.monotonic()
 
     meter = CpuMeter(pids)
