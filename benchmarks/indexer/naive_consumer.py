@@ -9,8 +9,12 @@ aiokafka consumer in a group, ``json.loads`` per Kafka record, a loop over the r
 (a wire v2 record holds many; v1, one) building a document dict per line, opensearch-py's
 synchronous client and ``helpers.streaming_bulk`` with ``chunk_size=500`` and otherwise default
 settings, offsets committed after each poll of a few records (about three chunks). It writes
-``create`` actions with the same deterministic ids and the same document fields as logferry,
-so OpenSearch does the same work for both; it exits once N documents are indexed.
+``create`` actions with the same deterministic ids and the same document fields as logferry: a
+line that is a JSON object is parsed the usual way (``json.loads``; ``time``, ``level`` and
+``msg`` become ``@timestamp``, ``log.level`` and ``message``, the other keys go under
+``attributes``), so OpenSearch does about the same work for both. It does not look for levels
+in plain text (logferry does), nor does it normalize timestamps or levels. It exits once N
+documents are indexed.
 """
 
 from __future__ import annotations
@@ -50,6 +54,32 @@ def lines(record: dict[str, Any]) -> Iterator[dict[str, Any]]:
                "off": record["off"][i], "line": line}
 
 
+def document(rec: dict[str, Any], ingested: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "@timestamp": rec["ts"],
+        "message": rec["line"],
+        "host": {"name": rec["host"]},
+        "log": {"file": {"path": rec["path"]}, "offset": rec["off"]},
+        "logferry": {"fid": rec["fid"], "kind": rec["kind"]},
+        "event": {"ingested": ingested},
+    }
+    if rec["line"].startswith("{"):
+        try:
+            fields = json.loads(rec["line"])
+        except ValueError:
+            return doc
+        if isinstance(fields, dict):
+            if "time" in fields:
+                doc["@timestamp"] = fields.pop("time")
+            if "level" in fields:
+                doc["log"]["level"] = fields.pop("level")
+            if "msg" in fields:
+                doc["message"] = fields.pop("msg")
+            if fields:
+                doc["attributes"] = fields
+    return doc
+
+
 def actions(records: list[dict[str, Any]], prefix: str) -> Iterator[dict[str, Any]]:
     ingested = datetime.now(UTC).isoformat()
     for rec in (line for record in records for line in lines(record)):
@@ -58,14 +88,7 @@ def actions(records: list[dict[str, Any]], prefix: str) -> Iterator[dict[str, An
             "_op_type": "create",
             "_index": f"{prefix}-{ts[0:4]}.{ts[5:7]}.{ts[8:10]}",
             "_id": doc_id(rec["fid"], rec["off"]),
-            "_source": {
-                "@timestamp": ts,
-                "message": rec["line"],
-                "host": {"name": rec["host"]},
-                "log": {"file": {"path": rec["path"]}, "offset": rec["off"]},
-                "logferry": {"fid": rec["fid"], "kind": rec["kind"]},
-                "event": {"ingested": ingested},
-            },
+            "_source": document(rec, ingested),
         }
 
 
