@@ -17,7 +17,7 @@ consecutive lines of one file::
   says so (CRI/docker), else when it was read.
 - ``stream`` (optional): one string or one per line (``null`` where a line has none).
 - ``flags`` (optional): ``[index, [flag, ...]]`` pairs, only for lines that have any
-  (``invalid_utf8``, ``split``, ``parse_error``, ...).
+  (``invalid_utf8``, ``split``, ``parse_error``, ``unterminated``, ``multiline_cut``, ...).
 - ``k8s`` (optional): namespace, pod, pod_uid, container, restart from the kubelet path; with
   API metadata also ``labels`` (dots in keys replaced by ``_``) and ``node``.
 

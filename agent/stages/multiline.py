@@ -21,7 +21,9 @@ A line of another stream (CRI stdout vs stderr) always starts a new event: event
 streams. The event open last stays open until a line starts the next one, ``timeout_s`` passes
 without a new line (:meth:`MultilineJoiner.flush_if_stale`), or the file is done
 (:meth:`MultilineJoiner.drain`). An event reaching ``max_lines`` or ``max_bytes`` is emitted
-flagged ``split`` and continues as a new event flagged ``split``: nothing is dropped. The pieces
+flagged ``multiline_cut`` and its next line starts a new event: nothing is dropped. That new
+event is not flagged: a resume from the checkpoint between the two cannot know it continues
+one, and a record must come out the same however often the agent restarts. The pieces
 of a line cut at a length limit (``max_line_bytes``, a container's ``partial_max_bytes``) are
 never joined: each ends the open event and goes out alone (:meth:`MultilineJoiner.alone`), so
 the file's text stays recoverable from the records.
@@ -41,8 +43,6 @@ import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
-from agent.stages.framing import FLAG_SPLIT
-
 # A line directly after an indented one that names an exception: Java's next trace, Python's
 # last traceback line.
 _EXCEPTION = re.compile(rb"\w+(?:\.\w+)*(?:Error|Exception)\b")
@@ -55,7 +55,10 @@ _CHAINED = (
 )
 _INDENT = (b" ", b"\t")
 _CONTINUES = (*_INDENT, b"Caused by:", b"Suppressed:")
-_SPLIT: tuple[str, ...] = (FLAG_SPLIT,)
+# Not "split", which marks the pieces of one over-long line (the file has no newline between
+# them): this event's last line and the next record's first are separate lines of the file.
+FLAG_MULTILINE_CUT = "multiline_cut"
+_CUT: tuple[str, ...] = (FLAG_MULTILINE_CUT,)
 _new = tuple.__new__
 
 
@@ -162,7 +165,7 @@ class MultilineJoiner:
             closed = _new(Event, (
                 self._o_offset, self._o_end, self._o_ts, self._o_stream,
                 lines[0] if len(lines) == 1 else b"\n".join(lines), len(lines),
-                _union(self._flags, _SPLIT) if split else self._flags, self._cut))
+                _union(self._flags, _CUT) if split else self._flags, self._cut))
         self._max_end = max(self._max_end, end)
         self._prev_commit = commit
         # Open the next event (inlined: this runs for most lines).
@@ -173,7 +176,7 @@ class MultilineJoiner:
         self._o_stream = stream
         self._lines = [line]
         self._nbytes = len(line)
-        self._flags = _union(_SPLIT, flags) if split else flags
+        self._flags = flags
         self._last_seen = now
         self._indented = line.startswith(_INDENT)
         self._traceback = line == _TRACEBACK
