@@ -54,6 +54,7 @@ RAW_AGAIN = "raw _bulk loader, again last"
 RAW_LF = "raw _bulk loader, logferry docs"
 NAIVE = "naive consumer (streaming_bulk)"
 LOGFERRY = "logferry indexer"
+LOGFERRY_FIELDS = "logferry indexer, attributes as fields"
 
 
 # -- the topic ---------------------------------------------------------------------------------
@@ -279,19 +280,23 @@ def run_naive(ep: Endpoints, topic: str, n: int, prefix: str, group: str,
 
 
 def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: str,
-                 group: str, dead_letter: str, work: Path) -> dict[str, Any]:
-    conf = work / "indexer.json"
+                 group: str, dead_letter: str, work: Path,
+                 attributes_mapping: str = "flat_object") -> dict[str, Any]:
+    """The indexer with its defaults, or with ``attributes_mapping = "fields"``."""
+    name = LOGFERRY if attributes_mapping == "flat_object" else LOGFERRY_FIELDS
+    conf = work / f"indexer-{attributes_mapping}.json"
     conf.write_bytes(orjson.dumps({
         "log_level": "info",
         "kafka": {"brokers": [ep.brokers], "topic": topic},
-        "opensearch": {"urls": [ep.opensearch_url], "index_prefix": prefix},
+        "opensearch": {"urls": [ep.opensearch_url], "index_prefix": prefix,
+                       "attributes_mapping": attributes_mapping},
         "indexer": {"group_id": group, "dead_letter_topic": dead_letter},
     }))
     end = kafka.end_offsets(topic)
     load = load1()
     meter = CpuMeter(ep.pids)
     child = Child([PYTHON, "-m", "logferry.cli", "indexer", "run", "--config", str(conf)],
-                  work / "logferry-indexer.log")
+                  work / f"logferry-indexer-{attributes_mapping}.log")
 
     def _committed_all() -> bool:
         committed = kafka.committed(group)
@@ -300,11 +305,11 @@ def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: st
     done = wait_until(_committed_all, max(600.0, n / 100), 0.2, child)
     usage = child.stop()
     if done is None:
-        return _not_measured(LOGFERRY, f"offsets never fully committed (exit "
+        return _not_measured(name, f"offsets never fully committed (exit "
                                        f"{usage.returncode}): {child.log_tail(8)}")
     docs = count_docs(ep.opensearch_url, prefix)
     dead = kafka.count(dead_letter) if kafka.partitions(dead_letter) else 0
-    return _result(LOGFERRY, n, done, usage.cpu_s, usage, docs,
+    return _result(name, n, done, usage.cpu_s, usage, docs,
                    cpu=meter.stop(usage.cpu_s), loadavg_1m_before=load,
                    dead_lettered=dead, exit_code=usage.returncode,
                    timed="process start -> group's committed offsets == topic end offsets")
@@ -319,7 +324,7 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
     prefixes = {"raw": f"bench-raw-{tag}", "rawlf": f"bench-rawlf-{tag}",
                 "naive": f"bench-naive-{tag}",
                 "logferry": f"bench-logferry-{tag}", "warm": f"bench-warm-{tag}",
-                "raw2": f"bench-raw2-{tag}"}
+                "raw2": f"bench-raw2-{tag}", "fields": f"bench-fields-{tag}"}
     results: dict[str, Any] = {"benchmark": "indexer", "records": records,
                                "brokers": ep.brokers, "opensearch": ep.opensearch_url,
                                "machine": machine(), "loaders": []}
@@ -345,6 +350,9 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
                 ("logferry", lambda: run_logferry(ep, kafka, topic, records,
                                                   prefixes["logferry"], f"bench-lf-{tag}",
                                                   dead_letter, work)),
+                ("logferry, attributes as fields", lambda: run_logferry(
+                    ep, kafka, topic, records, prefixes["fields"], f"bench-lff-{tag}",
+                    f"{dead_letter}-fields", work, attributes_mapping="fields")),
                 # The node's rate drifts during a run (merges of earlier loads, JIT, other
                 # load on the machine): the ceiling is the better of a first and a last run.
                 ("raw, again", lambda: run_raw(ep, topic, records, prefixes["raw2"], work,
@@ -362,7 +370,7 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
         finally:
             for prefix in prefixes.values():
                 drop_prefix(ep.opensearch_url, prefix)
-            kafka.delete_topics([topic, dead_letter])
+            kafka.delete_topics([topic, dead_letter, f"{dead_letter}-fields"])
             _keep_logs(work)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     _add_ratios(results["loaders"])

@@ -6,6 +6,21 @@ from typing import Any
 
 from logferry.config import OpenSearchSettings
 
+# attributes_mapping = "fields": what a new key under attributes becomes. Numbers ignore a
+# value of another type (kept in _source, listed in _ignored) instead of rejecting the line;
+# date-like strings and booleans are keywords, so a later value of another shape still fits.
+_TYPED_ATTRIBUTES = [
+    {"attributes_long": {"path_match": "attributes.*", "match_mapping_type": "long",
+                         "mapping": {"type": "long", "ignore_malformed": True}}},
+    {"attributes_double": {"path_match": "attributes.*", "match_mapping_type": "double",
+                           "mapping": {"type": "double", "ignore_malformed": True}}},
+    {"attributes_date": {"path_match": "attributes.*",
+                          "match_mapping_type": "date",
+                          "mapping": {"type": "keyword", "ignore_above": 1024}}},
+    {"attributes_boolean": {"path_match": "attributes.*", "match_mapping_type": "boolean",
+                            "mapping": {"type": "keyword"}}},
+]
+
 
 def index_template(settings: OpenSearchSettings) -> dict[str, Any]:
     index_settings: dict[str, Any] = {
@@ -18,6 +33,7 @@ def index_template(settings: OpenSearchSettings) -> dict[str, Any]:
         index_settings["auto_expand_replicas"] = "0-1"
     else:
         index_settings["number_of_replicas"] = settings.number_of_replicas
+    typed = settings.attributes_mapping == "fields"
     return {
         "index_patterns": [f"{settings.index_prefix}-*"],
         "priority": 100,
@@ -25,6 +41,7 @@ def index_template(settings: OpenSearchSettings) -> dict[str, Any]:
             "settings": index_settings,
             "mappings": {
                 "dynamic_templates": [
+                    *(_TYPED_ATTRIBUTES if typed else []),
                     {"strings_as_keywords": {
                         "match_mapping_type": "string",
                         "mapping": {"type": "keyword", "ignore_above": 1024},
@@ -49,9 +66,10 @@ def index_template(settings: OpenSearchSettings) -> dict[str, Any]:
                         "ingested": {"type": "date"},
                         "original": {"type": "keyword", "index": False, "doc_values": False},
                     }},
-                    # Whatever apps log as fields: one flat_object, so a thousand different
-                    # keys or one key with two types cannot blow up the mapping.
-                    "attributes": {"type": "flat_object"},
+                    # Whatever apps log as fields: by default one flat_object, so a thousand
+                    # different keys or one key with two types cannot blow up the mapping.
+                    "attributes": ({"type": "object", "dynamic": True} if typed
+                                   else {"type": "flat_object"}),
                     "kubernetes": {"properties": {
                         "namespace": {"type": "keyword"},
                         "pod": {"properties": {"name": {"type": "keyword"},

@@ -7,6 +7,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import orjson
 import pytest
 from opensearchpy import OpenSearch
 
@@ -14,6 +15,7 @@ from tests.integration.conftest import (
     ROOT,
     all_docs,
     count_docs,
+    read_topic,
     wait_for,
     write_config,
 )
@@ -179,3 +181,37 @@ def test_lines_are_parsed_and_normalized(tmp_path: Path, brokers: str, opensearc
     hits = os_client.search(index=f"{names['prefix']}-*",
                             body={"query": {"term": {"attributes.user": "ada"}}})
     assert hits["hits"]["total"]["value"] == 1
+
+
+def test_typed_attribute_fields_query_as_numbers_and_dead_letter_a_shape_conflict(
+        tmp_path: Path, brokers: str, opensearch_url: str, os_client: OpenSearch,
+        names: dict[str, str], run_service) -> None:  # type: ignore[no-untyped-def]
+    path = tmp_path / "app.log"
+    path.write_text(
+        '{"msg":"slow","latency_ms":1500,"user":"ada","ok":true}\n'
+        '{"msg":"fast","latency_ms":20,"user":"bob","ok":false}\n'
+        '{"msg":"odd","latency_ms":"n/a","user":"cy","ok":"maybe"}\n'
+        '{"msg":"nested","user":{"name":"dee"}}\n')
+    config = write_config(tmp_path / "config.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"],
+                       "attributes_mapping": "fields"},
+        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
+        "indexer": {"group_id": names["group"], "dead_letter_topic": names["dlq"],
+                    "flush_interval_s": 0.2},
+    })
+    run_service("agent", "run", "--config", str(config), name="agent")
+    run_service("indexer", "run", "--config", str(config), name="indexer")
+    dead = read_topic(brokers, names["dlq"], 1, timeout_s=90)
+    wait_for(lambda: count_docs(os_client, names["prefix"]) == 3, 60, "3 documents")
+    # A number is a number: a range query finds the slow line only. "n/a" did not reject its
+    # line: the value is kept in _source, only not indexed as a number.
+    hits = os_client.search(index=f"{names['prefix']}-*", body={
+        "query": {"range": {"attributes.latency_ms": {"gte": 1000}}}})["hits"]["hits"]
+    assert [h["_source"]["message"] for h in hits] == ["slow"]
+    odd = os_client.search(index=f"{names['prefix']}-*", body={
+        "query": {"term": {"attributes.user": "cy"}}})["hits"]["hits"]
+    assert [h["_source"]["attributes"]["latency_ms"] for h in odd] == ["n/a"]
+    # "user" as an object after it was a keyword: that line, and only it, is dead-lettered.
+    assert len(dead) == 1 and dead[0]["status"] == 400
+    assert orjson.loads(dead[0]["record"])["line"] == '{"msg":"nested","user":{"name":"dee"}}'

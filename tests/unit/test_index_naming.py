@@ -62,3 +62,19 @@ def test_bulk_lines_are_valid_ndjson_for_safe_and_odd_index_names() -> None:
         assert orjson.loads(action) == {"create": {"_index": index,
                                                    "_id": origin_id(rec.fid, rec.off)}}
         assert orjson.loads(doc) == {"message": "x"} and end == b""
+
+
+def test_attributes_are_one_flat_object_unless_typed_fields_are_asked_for() -> None:
+    default = index_template(OpenSearchSettings())["template"]["mappings"]
+    assert default["properties"]["attributes"] == {"type": "flat_object"}
+    assert [next(iter(t)) for t in default["dynamic_templates"]] == ["strings_as_keywords"]
+    typed = index_template(OpenSearchSettings(attributes_mapping="fields"))["template"]
+    mappings = typed["mappings"]
+    assert mappings["properties"]["attributes"] == {"type": "object", "dynamic": True}
+    rules = {name: rule for t in mappings["dynamic_templates"] for name, rule in t.items()}
+    assert rules["attributes_long"]["mapping"] == {"type": "long", "ignore_malformed": True}
+    assert rules["attributes_date"]["mapping"]["type"] == "keyword"
+    # The attribute rules come first: the first matching dynamic template wins.
+    assert next(iter(mappings["dynamic_templates"][-1])) == "strings_as_keywords"
+    assert mappings["properties"]["kubernetes"]["properties"]["pod"]["properties"][
+        "labels"] == {"type": "flat_object"}
