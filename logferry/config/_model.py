@@ -61,7 +61,7 @@ class OpenSearchSettings(_Section):
     refresh_interval_s: float = Field(1.0, gt=0)
     # How parsed app fields ("attributes") are mapped. "flat_object": one field, every value a
     # keyword by its dotted path; no key or type can ever make OpenSearch reject a line.
-    # "fields": real fields (numbers are numbers: ranges and sums work), about 1.4x faster to
+    # "fields": real fields (numbers are numbers: ranges and sums work), a little cheaper to
     # index, but a key that is an object in one line and a value in another, or more than
     # index.mapping.total_fields.limit keys per index, makes a line go to the dead-letter
     # topic. Takes effect for indices created after the change (the next day's).
