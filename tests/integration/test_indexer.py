@@ -143,7 +143,9 @@ def test_kill_9_mid_batch_then_restart(tmp_path: Path, brokers: str, opensearch_
         wait_for(lambda t=target: count_docs(os_client, names["prefix"]) >= min(t, N), 120,
                  "progress before the kill")
         idx.kill9()
-    idx = run_service("indexer", "run", "--config", str(config), name="idx")
+    # Started before the lag check: the killed ones may have committed everything already,
+    # and a SIGTERM before the signal handlers are in place is no graceful stop to test.
+    idx = run_service("indexer", "run", "--config", str(config), name="idx").wait_started()
     wait_for(lambda: _lag_zero(brokers, names["group"], names["topic"]), 240, "catch-up")
     assert idx.stop() == 0, idx.log()
     _assert_exactly(os_client, names["prefix"], N)
