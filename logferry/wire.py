@@ -40,7 +40,7 @@ import base64
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -190,8 +190,28 @@ def _column(obj: dict[str, Any], name: str, n: int, optional: bool) -> list[Any]
     return [value] * n
 
 
-def from_batch(obj: dict[str, Any]) -> list[LogRecord]:
-    """The lines of a v2 record, already parsed."""
+class Batch(NamedTuple):
+    """The fields of a v2 record, checked: one item per line in each column."""
+
+    host: str
+    kind: str
+    path: str
+    fid: str
+    k8s: dict[str, Any] | None
+    offs: list[int]
+    lines: list[str]
+    stamps: list[str]
+    streams: list[str | None]
+    flags: dict[int, list[Any]]  # line index -> its flags, for the lines that have any
+
+
+_STR = {str}
+_OPTIONAL_STR = {str, type(None)}
+
+
+def batch_columns(obj: dict[str, Any]) -> Batch:
+    """The columns of a v2 record, already parsed; :class:`WireFormatError` says what is
+    wrong. The indexer builds documents from these directly, without a record per line."""
     get: Callable[[str], Any] = obj.get
     host, kind, path, fid, offs, lines = (get("host"), get("kind"), get("path"), get("fid"),
                                           get("off"), get("line"))
@@ -218,20 +238,31 @@ def from_batch(obj: dict[str, Any]) -> list[LogRecord]:
                     and 0 <= pair[0] < n and type(pair[1]) is list):
                 raise WireFormatError(f"bad 'flags' item {pair!r}: expected [index, [flags]]")
             flagged[pair[0]] = pair[1]
-    out: list[LogRecord] = []
-    for i, (off, line, ts, stream) in enumerate(zip(offs, lines, stamps, streams,
-                                                      strict=True)):
-        if type(off) is not int or off < 0:
-            raise WireFormatError(f"field 'off' item {i} is not an offset: {off!r}")
-        if type(line) is not str:
-            raise WireFormatError(f"field 'line' item {i} is not a string")
-        if type(ts) is not str:
-            raise WireFormatError(f"field 'ts' item {i} is not a string")
-        if stream is not None and type(stream) is not str:
-            raise WireFormatError(f"field 'stream' item {i} is not a string")
-        out.append(LogRecord(ts, host, kind, path, fid, off, line, flagged.get(i, []), k8s,
-                             stream))
-    return out
+    # Whole-column type checks run in C; the loop only names the culprit (bool is no int).
+    if not (set(map(type, offs)) == {int} and min(offs) >= 0
+            and set(map(type, lines)) == _STR and set(map(type, stamps)) == _STR
+            and set(map(type, streams)) <= _OPTIONAL_STR):
+        for i, (off, line, ts, stream) in enumerate(zip(offs, lines, stamps, streams,
+                                                          strict=True)):
+            if type(off) is not int or off < 0:
+                raise WireFormatError(f"field 'off' item {i} is not an offset: {off!r}")
+            if type(line) is not str:
+                raise WireFormatError(f"field 'line' item {i} is not a string")
+            if type(ts) is not str:
+                raise WireFormatError(f"field 'ts' item {i} is not a string")
+            if stream is not None and type(stream) is not str:
+                raise WireFormatError(f"field 'stream' item {i} is not a string")
+    return Batch(host, kind, path, fid, k8s, offs, lines, stamps, streams, flagged)
+
+
+def from_batch(obj: dict[str, Any]) -> list[LogRecord]:
+    """The lines of a v2 record, already parsed."""
+    b = batch_columns(obj)
+    flags = b.flags
+    return [LogRecord(ts, b.host, b.kind, b.path, b.fid, off, line, flags.get(i, []), b.k8s,
+                      stream)
+            for i, (off, line, ts, stream) in enumerate(zip(b.offs, b.lines, b.stamps,
+                                                              b.streams, strict=True))]
 
 
 def origin_id(fid: str, off: int) -> str:

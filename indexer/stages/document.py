@@ -9,9 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from binascii import b2a_base64
-from collections.abc import Iterable
 from datetime import datetime
-from itertools import repeat
 from typing import Any
 
 import orjson
@@ -22,6 +20,7 @@ from logferry.wire import (
     SINGLE_LINE_VERSION,
     WIRE_VERSION,
     LogRecord,
+    batch_columns,
     decode_lines,
     origin_id,
 )
@@ -120,32 +119,6 @@ _blake2b = hashlib.blake2b
 _NO_FLAGS: list[Any] = []  # only ever read
 
 
-def _column(value: Any, n: int, optional: bool) -> Iterable[Any] | None:
-    """A v2 per-line field as ``n`` values (one value given for all lines is repeated), or
-    None where the fast checks refuse it (the slow path then says why)."""
-    if type(value) is list:
-        return value if len(value) == n else None
-    if type(value) is str or (optional and value is None):
-        return repeat(value, n)
-    return None
-
-
-def _flagged(pairs: Any, n: int) -> dict[int, list[Any]] | None:
-    """A v2 record's ``flags`` pairs as line index -> flags (the last pair of an index wins),
-    or None where the fast checks refuse them."""
-    if pairs is None:
-        return {}
-    if type(pairs) is not list:
-        return None
-    out: dict[int, list[Any]] = {}
-    for pair in pairs:
-        if not (type(pair) is list and len(pair) == 2 and type(pair[0]) is int
-                and 0 <= pair[0] < n and type(pair[1]) is list):
-            return None
-        out[pair[0]] = pair[1]
-    return out
-
-
 class DocumentBuilder:
     """Wire record bytes to the two bulk lines of each of its lines' documents, in one pass.
 
@@ -193,13 +166,10 @@ class DocumentBuilder:
             return self._slow(value)
         if type(obj) is dict:
             if obj.get("v") == WIRE_VERSION:
-                out = self._batch(obj)
-                if out is not None:
-                    return out
-            else:
-                one = self._single(obj)
-                if one is not None:
-                    return [one]
+                return self._batch(obj)
+            one = self._single(obj)
+            if one is not None:
+                return [one]
         return self._slow(value)
 
     def _single(self, obj: dict[str, Any]) -> bytes | None:
@@ -222,34 +192,16 @@ class DocumentBuilder:
         return self._lines(ts, host, kind, path, fid, off, line, flags, k8s,
                            stream if type(stream) is str else None)
 
-    def _batch(self, obj: dict[str, Any]) -> list[bytes] | None:
-        """The lines of a v2 record, or None where the fast checks refuse it. Nothing is
-        returned before every line passed, so a bad record yields no line at all."""
-        get = obj.get
-        host, kind, path, fid, offs, texts, k8s = (get("host"), get("kind"), get("path"),
-                                                   get("fid"), get("off"), get("line"),
-                                                   get("k8s"))
-        if not (type(host) is str and type(kind) is str and type(path) is str
-                and type(fid) is str and type(texts) is list and texts
-                and type(offs) is list and len(offs) == len(texts)
-                and (k8s is None or type(k8s) is dict)):
-            return None
-        n = len(texts)
-        stamps = _column(get("ts"), n, False)
-        streams = _column(get("stream"), n, True)
-        flagged = _flagged(get("flags"), n)
-        if stamps is None or streams is None or flagged is None:
-            return None
-        build = self._lines
-        out: list[bytes] = []
-        columns = zip(offs, texts, stamps, streams, strict=True)
-        for i, (off, line, ts, stream) in enumerate(columns):
-            if not (type(off) is int and off >= 0 and type(line) is str and type(ts) is str
-                    and (stream is None or type(stream) is str)):
-                return None
-            out.append(build(ts, host, kind, path, fid, off, line,
-                             flagged.get(i, _NO_FLAGS) if flagged else _NO_FLAGS, k8s, stream))
-        return out
+    def _batch(self, obj: dict[str, Any]) -> list[bytes]:
+        """The lines of a v2 record; :class:`WireFormatError` (from the wire's own checks)
+        before any line is built, so a bad record yields no line at all."""
+        b = batch_columns(obj)
+        build, flags = self._lines, b.flags
+        host, kind, path, fid, k8s = b.host, b.kind, b.path, b.fid, b.k8s
+        return [build(ts, host, kind, path, fid, off, line,
+                      flags.get(i, _NO_FLAGS) if flags else _NO_FLAGS, k8s, stream)
+                for i, (off, line, ts, stream) in enumerate(zip(b.offs, b.lines, b.stamps,
+                                                                  b.streams, strict=True))]
 
     def _slow(self, value: bytes) -> list[bytes]:
         """A record the fast checks refused: :func:`decode_lines` says why (or, should it
