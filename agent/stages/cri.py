@@ -6,11 +6,12 @@
 ``<RFC3339Nano timestamp> <stdout|stderr> <tag> <message>``. Tag ``P`` marks a partial piece of
 a line longer than the runtime's buffer; the next ``F`` piece of the same stream ends it (see
 :mod:`agent.stages.partials`). This runs once per line: one ``split``, two dict lookups and a
-timestamp shape check, no regex.
+timestamp shape check, no regex (:data:`CRI_LINE` is for whole chunks).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Literal, NamedTuple
 
 
@@ -33,9 +34,16 @@ _SHAPES = frozenset(
     for frac in [b""] + [b"." + b"0" * n for n in range(1, 10)]
     for zone in (b"Z", b"+00:00", b"-00:00")
 )
-# For callers that check the shape inline (the pipeline's hot loop).
+# For callers that check the shape and stream inline (the pipeline's hot loop).
 TS_SHAPE_TABLE = _SHAPE
 TS_SHAPES = _SHAPES
+STREAMS = _STREAMS
+# A whole chunk's lines at once (the pipeline's bulk path, on decoded text): a line with tag F
+# or P, a timestamp of the shapes in TS_SHAPES (ASCII digits only) and a message. Lines
+# parse_cri also takes but this does not (no message, "P:x" tags) are parsed line by line.
+CRI_LINE = re.compile(
+    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
+    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) (stdout|stderr) ([FP]) (.*)$", re.MULTILINE)
 _new = tuple.__new__  # skips NamedTuple's Python-level __new__: measurably cheaper per line
 
 

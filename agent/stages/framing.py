@@ -8,7 +8,7 @@ records is one ``orjson.dumps`` per column (:func:`agent.stages.records.pack`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from itertools import accumulate
 
 from agent.stages.records import Lines
@@ -18,6 +18,12 @@ FLAG_SPLIT = "split"
 
 
 _NEXT_LINE = (1).__add__  # a line's length -> how far the next one starts after it
+
+
+def line_offsets(start: int, lengths: Iterable[int]) -> list[int]:
+    """Where each line starts, for lines of these byte ``lengths`` from ``start``, and one
+    more: just past the last newline (``offsets[i + 1]`` is line ``i``'s commit)."""
+    return list(accumulate(map(_NEXT_LINE, lengths), initial=start))
 
 
 def frame_chunk(out: Lines, ts: str, start: int, body: bytes, max_line_bytes: int,
@@ -48,8 +54,7 @@ def frame_chunk(out: Lines, ts: str, start: int, body: bytes, max_line_bytes: in
         frame_lines(out, ts, start, body, max_line_bytes)
         return
     # offsets[i] is where line i starts, offsets[i + 1] just past its newline (its commit).
-    offsets = list(accumulate(map(_NEXT_LINE, map(len, lines) if lengths is None else lengths),
-                              initial=start))
+    offsets = line_offsets(start, map(len, lines) if lengths is None else lengths)
     n = len(lines)
     if out.streams is not None:
         out.streams.extend([None] * n)

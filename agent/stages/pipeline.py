@@ -19,15 +19,27 @@ flagged ``parse_error``, as no runtime writes such a line.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from itertools import accumulate
 from typing import Any, Protocol
 
 from agent.sources.tailer import Chunk
-from agent.stages.cri import TS_SHAPE_TABLE, TS_SHAPES, parse_cri, sniff_format
+from agent.stages.cri import (
+    CRI_LINE,
+    STREAMS,
+    TS_SHAPE_TABLE,
+    TS_SHAPES,
+    parse_cri,
+    sniff_format,
+)
 from agent.stages.docker_json import parse_docker_json
-from agent.stages.framing import FLAG_INVALID_UTF8, FLAG_SPLIT, add_bytes, frame_chunk, pieces
+from agent.stages.framing import (
+    FLAG_INVALID_UTF8,
+    FLAG_SPLIT,
+    add_bytes,
+    frame_chunk,
+    line_offsets,
+    pieces,
+)
 from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
 from agent.stages.partials import Joined, PartialJoiner
 from agent.stages.records import RECORD_MAX_BYTES, Lines, Records, pack
@@ -36,15 +48,6 @@ from logferry.wire import batch_head
 
 FLAG_PARSE_ERROR = "parse_error"
 
-# A CRI line's stream, by its bytes: the line-by-line path's only per-line lookup.
-_CRI_STREAM = {b"stdout": "stdout", b"stderr": "stderr"}
-# A CRI line of tag F or P, as parse_cri reads it (timestamp of the shapes in TS_SHAPES;
-# ASCII digits only). Lines parse_cri also takes but this does not (no message, "P:x" tags)
-# send their chunk down the line-by-line path.
-_CRI_LINE = re.compile(
-    r"^([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,9})?"
-    r"(?:Z|[+-][0-9]{2}:[0-9]{2})) (stdout|stderr) ([FP]) (.*)$", re.MULTILINE)
-_NEXT_LINE = (1).__add__  # a line's length -> where the next one starts after it
 
 __all__ = ["ContainerPipeline", "PlainPipeline", "Records", "multiline_rules"]
 
@@ -260,12 +263,12 @@ class ContainerPipeline(_FileRecords):
             self._process_cri_lines(chunk, now, out)
             return
         raws = body.split(b"\n")
-        matches = _CRI_LINE.findall(text)
+        matches = CRI_LINE.findall(text)
         if len(matches) != len(raws):  # some line is not CRI: the general path says which
             self._process_cri_lines(chunk, now, out)
             return
         stamps, streams, tags, messages = zip(*matches, strict=True)
-        offsets = list(accumulate(map(_NEXT_LINE, map(len, raws)), initial=chunk.start))
+        offsets = line_offsets(chunk.start, map(len, raws))
         n = len(raws)
         partial = [i for i, tag in enumerate(tags) if tag == "P"] if "P" in tags else []
         partial.append(n)
@@ -297,7 +300,7 @@ class ContainerPipeline(_FileRecords):
         assert streams is not None
         joiner = self._joiner
         idle = joiner.idle  # changes only in _line
-        stream_of = _CRI_STREAM
+        stream_of = STREAMS
         shape = TS_SHAPE_TABLE
         shapes = TS_SHAPES
         off = chunk.start
