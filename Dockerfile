@@ -12,9 +12,14 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the agent's CRI scan (agent/stages/_cri_scan.c). It is optional to the
+# build, which would go on without it, but the agent then reads container logs ~15% slower.
+RUN apt-get update \
+ && apt-get install --yes --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 # README.m[d]: copied when present (pyproject's readme), no error when absent.
-COPY pyproject.toml README.m[d] ./
+COPY pyproject.toml setup.py README.m[d] ./
 COPY logferry ./logferry
 COPY agent ./agent
 COPY indexer ./indexer

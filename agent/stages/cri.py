@@ -12,7 +12,10 @@ timestamp shape check, no regex (:data:`CRI_LINE` is for whole chunks).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Literal, NamedTuple
+
+from agent.stages.framing import line_offsets
 
 
 class CriLine(NamedTuple):
@@ -75,6 +78,42 @@ def parse_cri(line: bytes) -> CriLine | None:
         return None
     # The shape check leaves only ASCII digits and separators, so this decode cannot fail.
     return _new(CriLine, (ts.decode("ascii"), name, partial, message))
+
+
+# What scan_chunk returns: the lines' start offsets and one past the last newline (offsets[i + 1]
+# is line i's commit), their timestamps, streams and messages, and the indices of P pieces.
+Scanned = tuple[list[int], list[str], list[str], list[str], list[int]]
+
+
+def scan_chunk_py(body: bytes, start: int) -> Scanned | None:
+    """A chunk's lines (``body`` holds them without the last newline) read by
+    :data:`CRI_LINE` in one pass, when the whole body is valid UTF-8 and every line matches;
+    else None, and the caller goes line by line. :func:`scan_chunk` is this, in C when built.
+    """
+    try:
+        text = body.decode()
+    except UnicodeDecodeError:
+        return None
+    matches = CRI_LINE.findall(text)
+    if len(matches) != body.count(b"\n") + 1:  # some line is not CRI
+        return None
+    stamps, streams, tags, messages = zip(*matches, strict=True)
+    offsets = line_offsets(start, map(len, body.split(b"\n")))
+    partial = [i for i, tag in enumerate(tags) if tag == "P"] if "P" in tags else []
+    return offsets, list(stamps), list(streams), list(messages), partial
+
+
+def _compiled() -> Callable[[bytes, int], Scanned | None] | None:
+    try:
+        from agent.stages._cri_scan import scan
+    except ImportError:  # built without a C compiler: the pure-Python scan does the same
+        return None
+    return scan
+
+
+# The C scan (agent/stages/_cri_scan.c, about 5x faster) when it was built, else the regex.
+scan_chunk: Callable[[bytes, int], Scanned | None] = _compiled() or scan_chunk_py
+COMPILED = scan_chunk is not scan_chunk_py
 
 
 def timestamp_is_valid(ts: bytes) -> bool:

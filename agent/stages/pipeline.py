@@ -24,11 +24,11 @@ from typing import Any, Protocol
 
 from agent.sources.tailer import Chunk
 from agent.stages.cri import (
-    CRI_LINE,
     STREAMS,
     TS_SHAPE_TABLE,
     TS_SHAPES,
     parse_cri,
+    scan_chunk,
     sniff_format,
 )
 from agent.stages.docker_json import parse_docker_json
@@ -37,7 +37,6 @@ from agent.stages.framing import (
     FLAG_SPLIT,
     add_bytes,
     frame_chunk,
-    line_offsets,
     pieces,
 )
 from agent.stages.multiline import Event, MultilineJoiner, MultilineRules, compile_start_pattern
@@ -251,44 +250,42 @@ class ContainerPipeline(_FileRecords):
             off = end
 
     def _process_cri(self, chunk: Chunk, now: float, out: Lines) -> None:
-        """The common case in bulk: a chunk of valid UTF-8 whose every line is CRI is parsed by
-        one regex pass, and each run of whole (``F``) lines with nothing pending goes into the
-        columns with list ``extend``s; ``P`` pieces and the lines while one is pending take
-        :meth:`_line`, as does every line of any other chunk (:meth:`_process_cri_lines`).
+        """The common case in bulk: a chunk of valid UTF-8 whose every line is CRI is read by
+        one :func:`~agent.stages.cri.scan_chunk` pass, and each run of whole (``F``) lines
+        with nothing pending goes into the columns with list ``extend``s; ``P`` pieces and the
+        lines while one is pending go to the joiner as scanned (no second parse). Any other
+        chunk is read line by line (:meth:`_process_cri_lines`).
         """
-        body = chunk.body
-        try:
-            text = body.decode()
-        except UnicodeDecodeError:
+        scanned = scan_chunk(chunk.body, chunk.start)
+        if scanned is None:
             self._process_cri_lines(chunk, now, out)
             return
-        raws = body.split(b"\n")
-        matches = CRI_LINE.findall(text)
-        if len(matches) != len(raws):  # some line is not CRI: the general path says which
-            self._process_cri_lines(chunk, now, out)
-            return
-        stamps, streams, tags, messages = zip(*matches, strict=True)
-        offsets = line_offsets(chunk.start, map(len, raws))
-        n = len(raws)
-        partial = [i for i, tag in enumerate(tags) if tag == "P"] if "P" in tags else []
+        offsets, stamps, streams, messages, partial = scanned
+        n = len(messages)
         partial.append(n)
         joiner = self._joiner
+        body, base = chunk.body, chunk.start
         i = p = 0
         while i < n:
-            if joiner.idle:
-                while partial[p] < i:
-                    p += 1
-                stop = partial[p]  # the next P piece, or the end
-                if i < stop:
-                    out.offs.extend(offsets[i:stop])
-                    out.commits.extend(offsets[i + 1 : stop + 1])
-                    out.texts.extend(messages[i:stop])
-                    out.stamps.extend(stamps[i:stop])
-                    out.streams.extend(streams[i:stop])  # type: ignore[union-attr]
-                    i = stop
-                    continue
-            # A P piece, or any line while one is pending (also from an earlier chunk).
-            self._line(raws[i], offsets[i], offsets[i + 1], False, now, out)
+            while partial[p] < i:
+                p += 1
+            stop = partial[p]  # the next P piece, or the end
+            if i < stop and joiner.idle:
+                out.offs.extend(offsets[i:stop])
+                out.commits.extend(offsets[i + 1 : stop + 1])
+                out.texts.extend(messages[i:stop])
+                out.stamps.extend(stamps[i:stop])
+                out.streams.extend(streams[i:stop])  # type: ignore[union-attr]
+                i = stop
+                continue
+            # A P piece, or any line while one is pending (also from an earlier chunk): to the
+            # joiner, which keeps bytes; the message starts after "<ts> <stream> <tag> ".
+            off, end = offsets[i], offsets[i + 1]
+            ts = stamps[i]
+            joined = joiner.feed(off, end, ts, streams[i], i == stop,
+                                 body[off - base + len(ts) + 10 : end - base - 1], now=now)
+            if joined is not None:
+                self._add_joined(joined, out)
             i += 1
 
     def _process_cri_lines(self, chunk: Chunk, now: float, out: Lines) -> None:

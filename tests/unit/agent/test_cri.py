@@ -1,10 +1,20 @@
 from __future__ import annotations
 
+import shutil
+import sysconfig
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.stages.cri import CriLine, parse_cri, sniff_format
+from agent.stages.cri import (
+    COMPILED,
+    CriLine,
+    parse_cri,
+    scan_chunk,
+    scan_chunk_py,
+    sniff_format,
+)
 
 TS = "2016-10-06T00:17:09.669794202Z"
 
@@ -98,3 +108,84 @@ _ts = st.builds(
 def test_round_trip(ts: str, stream: str, partial: bool, message: bytes) -> None:
     line = f"{ts} {stream} {'P' if partial else 'F'} ".encode() + message
     assert parse_cri(line) == CriLine(ts, stream, partial, message)
+
+
+# --- scan_chunk: a whole chunk at once, in C when built ------------------------------------
+
+def test_the_c_scan_is_built_where_a_compiler_is() -> None:
+    # setup.py builds it as optional: a broken build would fall back silently and slowly.
+    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+        pytest.skip("no C compiler: the pure-Python scan is used")
+    assert COMPILED
+
+
+def test_scan_of_a_chunk() -> None:
+    body = (f"{TS} stdout F one\n"
+            f"{TS} stderr P pie\n"
+            f"2016-10-06T02:17:09+02:00 stderr F ce é\n"
+            f"{TS} stdout F ").encode()
+    offsets = [100, 144, 188, 229, 100 + len(body) + 1]  # 44, 44 and 41 bytes a line
+    expected = (offsets, [TS, TS, "2016-10-06T02:17:09+02:00", TS],
+                ["stdout", "stderr", "stderr", "stdout"], ["one", "pie", "ce é", ""], [1])
+    assert scan_chunk_py(body, 100) == expected
+    assert scan_chunk(body, 100) == expected
+
+
+@pytest.mark.parametrize("bad", [
+    b"", b"hello world", f"{TS} stdout F".encode(), f"{TS} stdout P:x y".encode(),
+    f"{TS} stdout F \xff".encode("latin-1"), b"2016-10-06T00:17:09.1234567890Z stdout F x",
+    b"2016-10-06T00:17:09.Z stdout F x", b"2016-10-06T00:17:09+0200 stdout F x",
+    b"\xef\xbc\x92016-10-06T00:17:09Z stdout F x", f"{TS} stdout F x\xed\xa0\x80".encode(
+        "latin-1"),
+])
+def test_scan_gives_up_on_a_chunk_with_any_other_line(bad: bytes) -> None:
+    good = f"{TS} stdout F fine".encode()
+    for body in (bad, good + b"\n" + bad, bad + b"\n" + good, good + b"\n" + bad + b"\n" + good):
+        assert scan_chunk_py(body, 0) is None
+        assert scan_chunk(body, 0) is None
+
+
+# Timestamps near the accepted shapes: 0-11 fraction digits, zones with and without a colon.
+_near_ts = st.builds(
+    lambda date, sep, time, digits, zone: f"{date}{sep}{time}{'.' if digits >= 0 else ''}"
+                                          f"{'7' * max(digits, 0)}{zone}",
+    # A non-ASCII digit (FULLWIDTH TWO): a str regex \d would take it, [0-9] does not.
+    st.sampled_from(["2016-10-06", "2016-1-06", "\uff12016-10-06"]), st.sampled_from("TTt "),
+    st.sampled_from(["00:17:09", "00:17:9", "00:17"]), st.integers(-1, 11),
+    st.sampled_from(["Z", "z", "+02:00", "-05:30", "+0200", "+02_00", "+02", "+2:00", "-05:3",
+                     ""]))
+_scan_lines = st.one_of(
+    st.tuples(st.one_of(_ts, _near_ts), st.sampled_from(["stdout", "stderr", "stdin"]),
+              st.sampled_from(["F", "P", "P:x", "f", ""]), st.sampled_from([" ", "", "  "]),
+              st.one_of(st.text(max_size=30), st.binary(max_size=30)))
+    .map(lambda t: f"{t[0]} {t[1]} {t[2]}{t[3]}".encode()
+         + (t[4] if isinstance(t[4], bytes) else t[4].encode("utf-8", "surrogatepass"))),
+    st.tuples(st.one_of(_ts, _near_ts), st.sampled_from(["stdout", "stderr"]),
+              st.sampled_from(["F", "P"]), st.text(max_size=40))
+    .map(lambda t: f"{t[0]} {t[1]} {t[2]} {t[3]}".encode("utf-8", "surrogatepass")),
+    st.binary(max_size=40),
+).map(lambda line: line.replace(b"\n", b" "))
+
+
+@settings(deadline=None, max_examples=1000)
+@given(_scan_lines, st.integers(0, 1 << 40))
+def test_the_c_scan_reads_each_line_as_the_regex_does(line: bytes, start: int) -> None:
+    assert scan_chunk(line, start) == scan_chunk_py(line, start)
+
+
+# Mostly lines that scan, so that whole chunks do; few timestamps, so that neighbours share.
+_chunk_lines = st.one_of(
+    st.tuples(st.sampled_from([TS, "2016-10-06T00:17:09Z", "2016-10-06T00:17:09.5+01:00"]),
+              st.sampled_from(["stdout", "stderr"]), st.sampled_from(["F", "F", "P"]),
+              st.text(max_size=20))
+    .map(lambda t: f"{t[0]} {t[1]} {t[2]} {t[3]}".encode("utf-8", "surrogatepass")
+         .replace(b"\n", b" ")),
+    _scan_lines,
+)
+
+
+@settings(deadline=None, max_examples=300)
+@given(st.lists(_chunk_lines, min_size=1, max_size=12), st.integers(0, 1 << 40))
+def test_the_c_scan_reads_each_chunk_as_the_regex_does(lines: list[bytes], start: int) -> None:
+    body = b"\n".join(lines)
+    assert scan_chunk(body, start) == scan_chunk_py(body, start)
