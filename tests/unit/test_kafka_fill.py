@@ -127,3 +127,20 @@ async def test_fill_takes_records_in_order_with_their_commit() -> None:
         assert sink.fill(batch, b"fid", list(records)[:3], 1) == (2, 300, 2)
     finally:
         await sink.stop()
+
+
+@pytest.mark.parametrize(("codec", "level", "off_loop"), [
+    ("zstd", None, False), ("zstd", 3, False), ("zstd", -5, False), ("lz4", None, False),
+    ("snappy", None, False), ("none", None, False),
+    ("zstd", 4, True), ("zstd", 19, True), ("gzip", None, True), ("gzip", 1, True),
+])
+async def test_only_slow_codecs_compress_off_the_event_loop(codec: str, level: int | None,
+                                                            off_loop: bool) -> None:
+    # A fast codec takes ~3 ms a 1 MiB batch, like parsing a chunk: on the loop it costs less
+    # CPU than a thread hand-off. A slow one would hold the loop for tens of ms a batch.
+    sink = KafkaSink(KafkaSettings(), AgentSettings(compression=codec,  # type: ignore[arg-type]
+                                                    compression_level=level))
+    try:
+        assert (sink._compressor is not None) is off_loop
+    finally:
+        await sink.stop()
