@@ -81,6 +81,24 @@ def bench_stack() -> Iterator[Endpoints]:
             print(f"bench stack stopped: {', '.join(stopped) or 'nothing'}", flush=True)
 
 
+@contextlib.contextmanager
+def paused(pids: dict[str, int], name: str) -> Iterator[None]:
+    """Service ``name`` stopped (SIGSTOP) for the block, then continued: a benchmark that does
+    not use it should not share the two cores with its background work (a JVM that booted
+    minutes ago still compiles and collects). Nothing to do if it does not run."""
+    pid = pids.get(name)
+    if pid is None:
+        yield
+        return
+    os.kill(pid, signal.SIGSTOP)
+    print(f"bench stack: {name} paused (not used by this benchmark)", flush=True)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+        print(f"bench stack: {name} continued", flush=True)
+
+
 # -- measured processes ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ from benchmarks._harness import (
     load1,
     machine,
     num,
+    paused,
     quiet_client_logs,
     table,
     times,
@@ -461,7 +462,7 @@ def run(ep: Endpoints, lines: int, steady: bool = True,
         "tools": [], "steady": None,
     }
     with tempfile.TemporaryDirectory(prefix="logferry-bench-agent-") as tmp, \
-            KafkaTool(ep.brokers) as kafka:
+            KafkaTool(ep.brokers) as kafka, paused(ep.pids, "opensearch"):
         work = Path(tmp)
         try:
             print("agent bench: warming up Kafka ...", flush=True)

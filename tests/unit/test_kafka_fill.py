@@ -138,7 +138,7 @@ async def test_only_slow_codecs_compress_off_the_event_loop(codec: str, level: i
                                                             off_loop: bool) -> None:
     # A fast codec takes ~3 ms a 1 MiB batch, like parsing a chunk: on the loop it costs less
     # CPU than a thread hand-off. A slow one would hold the loop for tens of ms a batch.
-    sink = KafkaSink(KafkaSettings(), AgentSettings(compression=codec,  # type: ignore[arg-type]
+    sink = KafkaSink(KafkaSettings(), AgentSettings(compression=codec,
                                                     compression_level=level))
     try:
         assert (sink._compressor is not None) is off_loop
