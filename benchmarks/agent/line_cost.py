@@ -13,9 +13,11 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
+from unittest.mock import patch
 
 from agent.sinks.recordbatch import RecordBatch, compress, frame_records
 from agent.sources.tailer import Chunk
+from agent.stages.cri import COMPILED, scan_chunk_py
 from agent.stages.pipeline import ContainerPipeline, PlainPipeline
 from benchmarks.agent.bench import data_file
 
@@ -63,6 +65,10 @@ def main() -> None:
         for c in parts:
             pipe.process(c, 0.0)
 
+    def cri_python_scan() -> None:
+        with patch("agent.stages.pipeline.scan_chunk", scan_chunk_py):
+            cri()
+
     packed = [compress(4, 1, s) for s in sections]
 
     def build() -> None:
@@ -73,7 +79,8 @@ def main() -> None:
 
     stages: list[tuple[str, Callable[[], object]]] = [
         ("plain lines -> wire records", lambda: [plain_pipe.process(c, 0.0) for c in parts]),
-        ("CRI lines -> wire records", cri),
+        ("CRI lines -> wire records" + ("" if COMPILED else " (no C scan)"), cri),
+        ("  the same, pure-Python scan", cri_python_scan),
         ("records -> Kafka records section", lambda: [frame_records(KEY, v) for v in plain]),
         ("zstd level 1", lambda: [compress(4, 1, s) for s in sections]),
         ("zstd level 3", lambda: [compress(4, 3, s) for s in sections]),
