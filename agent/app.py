@@ -34,6 +34,7 @@ from agent.sources.tailer import Chunk, FileTailer
 from agent.stages.pipeline import Records
 from logferry.config import Config
 from logferry.errors import ConfigError
+from logferry.lean_gc import lean_gc
 from logferry.telemetry import TelemetryServer
 
 log = logging.getLogger("logferry.agent")
@@ -90,9 +91,10 @@ class Agent:
         watcher = Watcher(self.files.watch_roots(), self._wake, self._rescan, self.files)
         watcher.start(asyncio.get_running_loop())
         try:
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self.checkpoints.run(stop))
-                await self._main_loop(stop)
+            with lean_gc():
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self.checkpoints.run(stop))
+                    await self._main_loop(stop)
         finally:
             watcher.stop()
             await self._shutdown()
