@@ -142,9 +142,11 @@ def _same_or_all(values: Sequence[object]) -> bytes:
     return orjson.dumps(first if values.count(first) == len(values) else values)
 
 
-# A line's length -> about what it takes in a record: the text, plus its offset, timestamp
-# and stream (container lines), quotes and commas.
-_IN_RECORD = (48).__add__
+# About what a record adds to each line beyond its text: quotes, commas and its offset, with its
+# timestamp and stream for container lines. Sized from file positions, a line already counts
+# its newline, and a container line its CRI header (about as long as its timestamp and stream).
+_PER_LINE = 48
+_PER_LINE_FROM_FILE = 16
 
 
 def pack(head: bytes, lines: Lines, max_bytes: int = RECORD_MAX_BYTES) -> Records:
@@ -152,13 +154,29 @@ def pack(head: bytes, lines: Lines, max_bytes: int = RECORD_MAX_BYTES) -> Record
     of lines of about ``max_bytes`` at most (at least one line)."""
     out = Records()
     n = len(lines)
-    # ends[i]: about the size of lines[:i] in a record (JSON escapes aside). Offsets would not
-    # do: joined partial lines of two streams come out of file order.
-    ends = list(accumulate(map(_IN_RECORD, map(len, lines.texts)), initial=0))
+    if not n:
+        return out
+    offs = lines.offs
+    # ends[i] + per_line * i: about the size of lines[:i] in a record (JSON escapes aside).
+    if offs == sorted(offs):
+        # Lines in file order, the usual case: a run takes about the file bytes it spans,
+        # known from the offsets without a pass over every line.
+        ends = [*offs, offs[-1] + len(lines.texts[-1]) + 1]
+        per_line = _PER_LINE_FROM_FILE
+    else:
+        # Joined partial lines of two streams come out of file order: their text lengths.
+        ends = list(accumulate(map(len, lines.texts), initial=0))
+        per_line = _PER_LINE
+
+    def size_to(i: int) -> int:
+        return ends[i] + per_line * i
+
+    everything = range(n + 1)
     start = 0
     while start < n:
-        stop = n if ends[n] - ends[start] <= max_bytes else max(
-            start + 1, bisect_right(ends, ends[start] + max_bytes, start + 1, n + 1) - 1)
+        limit = size_to(start) + max_bytes
+        stop = n if size_to(n) <= limit else max(
+            start + 1, bisect_right(everything, limit, start + 1, n + 1, key=size_to) - 1)
         offs = lines.offs
         streams = lines.streams
         flags = lines.flags
