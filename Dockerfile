@@ -12,7 +12,7 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-# A C compiler for the agent's CRI scan (agent/stages/_cri_scan.c). It is optional to the
+# A C compiler for the agent's chunk scans (agent/stages/_scan.c). It is optional to the
 # build, which would go on without it, but the agent then spends about a third more CPU
 # on each container-log line (benchmarks/agent/line_cost.py).
 RUN apt-get update \

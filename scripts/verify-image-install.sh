@@ -34,8 +34,8 @@ tops = {n.split("/")[0] for n in names if not n.startswith("logferry-")}
 assert {"logferry", "agent", "indexer"} <= tops, tops
 assert not any(n.startswith(("tests/", "benchmarks/", "charts/")) for n in names), tops
 # The image's build stage has a C compiler: the agent's CRI scan must be in the wheel.
-assert any(n.startswith("agent/stages/_cri_scan") and n.endswith(".so") for n in names), \
-    "agent/stages/_cri_scan*.so missing: the C extension was not built"
+assert any(n.startswith("agent/stages/_scan") and n.endswith(".so") for n in names), \
+    "agent/stages/_scan*.so missing: the C extension was not built"
 assert not any(n.endswith(".c") for n in names), "C sources in the wheel"
 print(f"verify-image-install: wheel has {len(names)} files, packages {sorted(tops)}",
       file=sys.stderr)
@@ -56,7 +56,7 @@ run logferry agent run --help | grep -q -- "--config"
 log "logferry indexer run --help"
 run logferry indexer run --help | grep -q -- "--config"
 run python -c 'import agent.app, indexer.app, logferry.cli, logferry.dashboards'
-run python -c 'from agent.stages.cri import COMPILED; assert COMPILED, "pure-Python CRI scan"'
+run python -c 'from agent.stages.cri import COMPILED; assert COMPILED, "pure-Python scans"'
 origin="$(run python -c 'import logferry; print(logferry.__file__)')"
 case "$origin" in
     "$WORK"/image/*) ;;

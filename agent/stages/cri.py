@@ -105,13 +105,13 @@ def scan_chunk_py(body: bytes, start: int) -> Scanned | None:
 
 def _compiled() -> Callable[[bytes, int], Scanned | None] | None:
     try:
-        from agent.stages._cri_scan import scan
+        from agent.stages._scan import cri
     except ImportError:  # built without a C compiler: the pure-Python scan does the same
         return None
-    return scan
+    return cri
 
 
-# The C scan (agent/stages/_cri_scan.c, about 5x faster) when it was built, else the regex.
+# The C scan (agent/stages/_scan.c, about 5x faster) when it was built, else the regex.
 scan_chunk: Callable[[bytes, int], Scanned | None] = _compiled() or scan_chunk_py
 COMPILED = scan_chunk is not scan_chunk_py
 

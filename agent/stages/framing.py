@@ -1,15 +1,16 @@
 """Turning bytes read from a file into lines: split, decode, cap length, note offsets.
 
-This is the hot loop of the agent. It works on whole chunks (one ``split`` per chunk, one
-``decode`` per chunk when it is valid UTF-8, offsets by one ``accumulate``) and fills the
-columns of :class:`~agent.stages.records.Lines` with whole-list operations; packing them into
-records is one ``orjson.dumps`` per column (:func:`agent.stages.records.pack`).
+This is the hot loop of the agent. It works on whole chunks (one :func:`split_lines` per chunk
+when it is valid UTF-8, in C when built) and fills the columns of
+:class:`~agent.stages.records.Lines` with whole-list operations; packing them into records is
+one ``orjson.dumps`` per column (:func:`agent.stages.records.pack`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
+from operator import sub
 
 from agent.stages.records import Lines
 
@@ -26,35 +27,51 @@ def line_offsets(start: int, lengths: Iterable[int]) -> list[int]:
     return list(accumulate(map(_NEXT_LINE, lengths), initial=start))
 
 
+def split_lines_py(body: bytes, start: int) -> tuple[list[int], list[str]] | None:
+    """A chunk's lines (``body`` holds them without the last newline): where each starts and
+    one more, just past the last newline (``offsets[i + 1]`` is line ``i``'s commit), and
+    their text; None if ``body`` is not valid UTF-8. :func:`split_lines` is this, in C when
+    built."""
+    if body.isascii():
+        lines = body.decode("ascii").split("\n")
+        return line_offsets(start, map(len, lines)), lines
+    try:
+        lines = body.decode("utf-8").split("\n")
+    except UnicodeDecodeError:
+        return None
+    return line_offsets(start, map(len, body.split(b"\n"))), lines  # in bytes, unlike str
+
+
+def _compiled() -> Callable[[bytes, int], tuple[list[int], list[str]] | None] | None:
+    try:
+        from agent.stages._scan import lines
+    except ImportError:  # built without a C compiler: the pure-Python split does the same
+        return None
+    return lines
+
+
+split_lines: Callable[[bytes, int], tuple[list[int], list[str]] | None] = (
+    _compiled() or split_lines_py)
+
+
 def frame_chunk(out: Lines, ts: str, start: int, body: bytes, max_line_bytes: int,
                 continued: bool = False) -> None:
     """Add the lines of ``body`` to ``out``, all stamped ``ts``, as :func:`frame_lines` does.
 
     The common chunk (valid UTF-8, no line over ``max_line_bytes``, not ``continued``) takes
-    one decode, one split, one ``accumulate`` for the offsets and a few list ``extend``s; any
-    other chunk is handed to :func:`frame_lines` whole.
+    one :func:`split_lines` and a few list ``extend``s; any other chunk is handed to
+    :func:`frame_lines` whole.
     """
-    if continued:
+    split = None if continued else split_lines(body, start)
+    if split is None:
         frame_lines(out, ts, start, body, max_line_bytes, continued)
         return
-    lengths: list[int] | None = None
-    if body.isascii():
-        lines = body.decode("ascii").split("\n")
-    else:
-        try:
-            lines = body.decode("utf-8").split("\n")
-        except UnicodeDecodeError:
-            frame_lines(out, ts, start, body, max_line_bytes)
-            return
-        lengths = list(map(len, body.split(b"\n")))  # in bytes, unlike the str lines
+    offsets, lines = split
     # A chunk within the limit cannot hold a line over it: with read_chunk_bytes <=
     # max_line_bytes (the default) every chunk of the tailer is, and skips this scan.
-    if len(body) > max_line_bytes and max(
-            map(len, lines) if lengths is None else lengths) > max_line_bytes:
+    if len(body) > max_line_bytes and max(map(sub, offsets[1:], offsets)) > max_line_bytes + 1:
         frame_lines(out, ts, start, body, max_line_bytes)
         return
-    # offsets[i] is where line i starts, offsets[i + 1] just past its newline (its commit).
-    offsets = line_offsets(start, map(len, lines) if lengths is None else lengths)
     n = len(lines)
     if out.streams is not None:
         out.streams.extend([None] * n)

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import orjson
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.stages.framing import (
@@ -11,6 +11,8 @@ from agent.stages.framing import (
     frame_chunk,
     frame_lines,
     piece_end,
+    split_lines,
+    split_lines_py,
 )
 from agent.stages.records import Lines, pack
 from logferry.wire import batch_head, decode, decode_lines
@@ -118,3 +120,24 @@ def test_the_rest_of_a_continued_line_is_a_piece_however_short() -> None:
 def test_piece_end_moves_back_only_to_the_character_it_would_cut(
         data: bytes, start: int, limit: int, end: int) -> None:
     assert piece_end(data, start, limit) == end
+
+
+# --- split_lines: a plain chunk at once, in C when built -----------------------------------
+
+def test_split_lines() -> None:
+    body = "one\ntwo é\n\nthree".encode()
+    expected = ([100, 104, 111, 112, 118], ["one", "two é", "", "three"])  # é: 2 bytes
+    assert split_lines_py(body, 100) == expected
+    assert split_lines(body, 100) == expected
+    for bad in (b"\xff", b"ok\n\xed\xa0\x80", b"\xe2\x82\nx", b"a\n\xc3"):
+        assert split_lines_py(bad, 0) is None
+        assert split_lines(bad, 0) is None
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.lists(st.one_of(st.text(max_size=20).map(lambda t: t.encode("utf-8", "surrogatepass")),
+                          st.binary(max_size=20)), max_size=10),
+       st.integers(0, 1 << 40))
+def test_the_c_split_gives_what_python_gives(pieces: list[bytes], start: int) -> None:
+    body = b"\n".join(pieces)
+    assert split_lines(body, start) == split_lines_py(body, start)

@@ -15,6 +15,7 @@ from agent.stages.cri import (
     scan_chunk_py,
     sniff_format,
 )
+from agent.stages.framing import split_lines, split_lines_py
 
 TS = "2016-10-06T00:17:09.669794202Z"
 
@@ -117,6 +118,7 @@ def test_the_c_scan_is_built_where_a_compiler_is() -> None:
     if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
         pytest.skip("no C compiler: the pure-Python scan is used")
     assert COMPILED
+    assert split_lines is not split_lines_py
 
 
 def test_scan_of_a_chunk() -> None:
