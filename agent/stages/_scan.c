@@ -58,6 +58,29 @@ static Py_ssize_t timestamp_len(const char *p, Py_ssize_t n)
     return 0;
 }
 
+/* Lines in a chunk: one more than its newlines. */
+static Py_ssize_t count_lines(const char *body, Py_ssize_t len)
+{
+    const char *p, *end = body + len;
+    Py_ssize_t count = 1;
+    for (p = body; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
+        count++;
+    return count;
+}
+
+/* A new str of the bytes; Py_None (a new reference) when they are not valid UTF-8, which
+ * sends the caller's chunk to the Python path; NULL with an exception on any other error. */
+static PyObject *utf8_str(const char *p, Py_ssize_t n)
+{
+    PyObject *s = PyUnicode_DecodeUTF8(p, n, NULL);
+    if (s == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
+        PyErr_Clear();
+        Py_INCREF(Py_None);
+        return Py_None;
+    }
+    return s;
+}
+
 static PyObject *ascii_str(const char *p, Py_ssize_t n)
 {
     PyObject *s = PyUnicode_New(n, 127);
@@ -92,20 +115,18 @@ static int parse_line(const char *p, Py_ssize_t n, Py_ssize_t *ts_len, PyObject 
 static PyObject *cri(PyObject *self, PyObject *args)
 {
     Py_buffer view;
-    Py_ssize_t start, pos = 0, index = 0, lines = 1;
+    Py_ssize_t start, pos = 0, index = 0, lines;
     PyObject *offsets = NULL, *stamps = NULL, *streams = NULL, *messages = NULL;
     PyObject *partial = NULL, *result = NULL, *item;
     PyObject *last_stamp = NULL; /* equal neighbours share one str */
-    const char *body, *last_ts = NULL, *p, *end;
+    const char *body, *last_ts = NULL;
     Py_ssize_t last_ts_len = 0;
     (void)self;
 
     if (!PyArg_ParseTuple(args, "y*n:cri", &view, &start))
         return NULL;
     body = (const char *)view.buf;
-    end = body + view.len;
-    for (p = body; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-        lines++;
+    lines = count_lines(body, view.len);
     /* Sized once and filled in place; a list left partly filled on the way out is fine to
      * free (empty slots are NULL). */
     if (!(offsets = PyList_New(lines + 1)) || !(stamps = PyList_New(lines))
@@ -139,13 +160,9 @@ static PyObject *cri(PyObject *self, PyObject *args)
         PyList_SET_ITEM(stamps, index, last_stamp);
         Py_INCREF(stream);
         PyList_SET_ITEM(streams, index, stream);
-        item = PyUnicode_DecodeUTF8(line + msg_start, n - msg_start, NULL);
-        if (item == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                PyErr_Clear();
-                result = Py_None;
-                Py_INCREF(result);
-            }
+        item = utf8_str(line + msg_start, n - msg_start);
+        if (item == NULL || item == Py_None) {
+            result = item;
             goto done;
         }
         PyList_SET_ITEM(messages, index, item);
@@ -180,17 +197,15 @@ done:
 static PyObject *lines(PyObject *self, PyObject *args)
 {
     Py_buffer view;
-    Py_ssize_t start, pos = 0, index = 0, count = 1;
+    Py_ssize_t start, pos = 0, index = 0, count;
     PyObject *offsets = NULL, *texts = NULL, *result = NULL, *item;
-    const char *body, *p, *end;
+    const char *body;
     (void)self;
 
     if (!PyArg_ParseTuple(args, "y*n:lines", &view, &start))
         return NULL;
     body = (const char *)view.buf;
-    end = body + view.len;
-    for (p = body; (p = memchr(p, '\n', (size_t)(end - p))) != NULL; p++)
-        count++;
+    count = count_lines(body, view.len);
     if (!(offsets = PyList_New(count + 1)) || !(texts = PyList_New(count)))
         goto done;
     for (;;) {
@@ -201,13 +216,9 @@ static PyObject *lines(PyObject *self, PyObject *args)
         if ((item = PyLong_FromSsize_t(start + pos)) == NULL)
             goto done;
         PyList_SET_ITEM(offsets, index, item);
-        item = PyUnicode_DecodeUTF8(line, n, NULL);
-        if (item == NULL) {
-            if (PyErr_ExceptionMatches(PyExc_UnicodeDecodeError)) {
-                PyErr_Clear();
-                result = Py_None;
-                Py_INCREF(result);
-            }
+        item = utf8_str(line, n);
+        if (item == NULL || item == Py_None) {
+            result = item;
             goto done;
         }
         PyList_SET_ITEM(texts, index, item);
