@@ -56,7 +56,7 @@ run logferry agent run --help | grep -q -- "--config"
 log "logferry indexer run --help"
 run logferry indexer run --help | grep -q -- "--config"
 run python -c 'import agent.app, indexer.app, logferry.cli, logferry.dashboards'
-run python -c 'from agent.stages.cri import COMPILED; assert COMPILED, "pure-Python scans"'
+run python -c 'from agent.stages.native import COMPILED; assert COMPILED, "pure-Python scans"'
 origin="$(run python -c 'import logferry; print(logferry.__file__)')"
 case "$origin" in
     "$WORK"/image/*) ;;

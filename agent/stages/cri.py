@@ -15,7 +15,9 @@ import re
 from collections.abc import Callable
 from typing import Literal, NamedTuple
 
+from agent.stages import native
 from agent.stages.framing import line_offsets
+from agent.stages.native import Scanned
 
 
 class CriLine(NamedTuple):
@@ -80,11 +82,6 @@ def parse_cri(line: bytes) -> CriLine | None:
     return _new(CriLine, (ts.decode("ascii"), name, partial, message))
 
 
-# What scan_chunk returns: the lines' start offsets and one past the last newline (offsets[i + 1]
-# is line i's commit), their timestamps, streams and messages, and the indices of P pieces.
-Scanned = tuple[list[int], list[str], list[str], list[str], list[int]]
-
-
 def scan_chunk_py(body: bytes, start: int) -> Scanned | None:
     """A chunk's lines (``body`` holds them without the last newline) read by
     :data:`CRI_LINE` in one pass, when the whole body is valid UTF-8 and every line matches;
@@ -103,17 +100,8 @@ def scan_chunk_py(body: bytes, start: int) -> Scanned | None:
     return offsets, list(stamps), list(streams), list(messages), partial
 
 
-def _compiled() -> Callable[[bytes, int], Scanned | None] | None:
-    try:
-        from agent.stages._scan import cri
-    except ImportError:  # built without a C compiler: the pure-Python scan does the same
-        return None
-    return cri
-
-
-# The C scan (agent/stages/_scan.c, about 5x faster) when it was built, else the regex.
-scan_chunk: Callable[[bytes, int], Scanned | None] = _compiled() or scan_chunk_py
-COMPILED = scan_chunk is not scan_chunk_py
+# The C scan (about 5x faster) when it was built, else the regex.
+scan_chunk: Callable[[bytes, int], Scanned | None] = native.cri_scan or scan_chunk_py
 
 
 def timestamp_is_valid(ts: bytes) -> bool:

@@ -12,6 +12,8 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import accumulate
 from operator import sub
 
+from agent.stages import native
+from agent.stages.native import Split
 from agent.stages.records import Lines
 
 FLAG_INVALID_UTF8 = "invalid_utf8"
@@ -27,7 +29,7 @@ def line_offsets(start: int, lengths: Iterable[int]) -> list[int]:
     return list(accumulate(map(_NEXT_LINE, lengths), initial=start))
 
 
-def split_lines_py(body: bytes, start: int) -> tuple[list[int], list[str]] | None:
+def split_lines_py(body: bytes, start: int) -> Split | None:
     """A chunk's lines (``body`` holds them without the last newline): where each starts and
     one more, just past the last newline (``offsets[i + 1]`` is line ``i``'s commit), and
     their text; None if ``body`` is not valid UTF-8. :func:`split_lines` is this, in C when
@@ -42,16 +44,7 @@ def split_lines_py(body: bytes, start: int) -> tuple[list[int], list[str]] | Non
     return line_offsets(start, map(len, body.split(b"\n"))), lines  # in bytes, unlike str
 
 
-def _compiled() -> Callable[[bytes, int], tuple[list[int], list[str]] | None] | None:
-    try:
-        from agent.stages._scan import lines
-    except ImportError:  # built without a C compiler: the pure-Python split does the same
-        return None
-    return lines
-
-
-split_lines: Callable[[bytes, int], tuple[list[int], list[str]] | None] = (
-    _compiled() or split_lines_py)
+split_lines: Callable[[bytes, int], Split | None] = native.line_split or split_lines_py
 
 
 def frame_chunk(out: Lines, ts: str, start: int, body: bytes, max_line_bytes: int,

@@ -17,7 +17,8 @@ from unittest.mock import patch
 
 from agent.sinks.recordbatch import RecordBatch, compress, frame_records
 from agent.sources.tailer import Chunk
-from agent.stages.cri import COMPILED, scan_chunk_py
+from agent.stages.cri import scan_chunk_py
+from agent.stages.native import COMPILED
 from agent.stages.pipeline import ContainerPipeline, PlainPipeline
 from benchmarks.agent.bench import data_file
 

@@ -8,7 +8,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.stages.cri import (
-    COMPILED,
     CriLine,
     parse_cri,
     scan_chunk,
@@ -16,6 +15,7 @@ from agent.stages.cri import (
     sniff_format,
 )
 from agent.stages.framing import split_lines, split_lines_py
+from agent.stages.native import COMPILED
 
 TS = "2016-10-06T00:17:09.669794202Z"
 
@@ -118,7 +118,7 @@ def test_the_c_scan_is_built_where_a_compiler_is() -> None:
     if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
         pytest.skip("no C compiler: the pure-Python scan is used")
     assert COMPILED
-    assert split_lines is not split_lines_py
+    assert scan_chunk is not scan_chunk_py and split_lines is not split_lines_py
 
 
 def test_scan_of_a_chunk() -> None:
