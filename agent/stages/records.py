@@ -172,14 +172,12 @@ def pack(head: bytes, lines: Lines, max_bytes: int = RECORD_MAX_BYTES) -> Record
         return ends[i] + per_line * i
 
     everything = range(n + 1)
+    streams, flags = lines.streams, lines.flags
     start = 0
     while start < n:
         limit = size_to(start) + max_bytes
         stop = n if size_to(n) <= limit else max(
             start + 1, bisect_right(everything, limit, start + 1, n + 1, key=size_to) - 1)
-        offs = lines.offs
-        streams = lines.streams
-        flags = lines.flags
         pairs = [[i - start, flags[i]] for i in sorted(flags) if start <= i < stop] \
             if flags else None
         if start == 0 and stop == n:
