@@ -85,6 +85,20 @@ def test_ten_thousand_lines_indexed_exactly_once(tmp_path: Path, brokers: str,
     assert by_origin == expected
 
 
+def _one_file_config(tmp_path: Path, path: Path, brokers: str, opensearch_url: str,
+                     names: dict[str, str], opensearch: dict[str, object] | None = None,
+                     indexer: dict[str, object] | None = None) -> Path:
+    """Agent tailing ``path`` and indexer (flushing every 0.2 s) on this test's topic, index
+    prefix and group; ``opensearch`` and ``indexer`` add to their sections."""
+    return write_config(tmp_path / "config.json", {
+        "kafka": {"brokers": [brokers], "topic": names["topic"]},
+        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"],
+                       **(opensearch or {})},
+        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
+        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2, **(indexer or {})},
+    })
+
+
 def test_restart_continues_from_checkpoint(tmp_path: Path, brokers: str, opensearch_url: str,
                                            os_client: OpenSearch, names: dict[str, str],
                                            run_service) -> None:  # type: ignore[no-untyped-def]
@@ -92,12 +106,7 @@ def test_restart_continues_from_checkpoint(tmp_path: Path, brokers: str, opensea
     logs.mkdir()
     path = logs / "a.log"
     path.write_text("".join(f"before {n}\n" for n in range(500)))
-    config = write_config(tmp_path / "config.json", {
-        "kafka": {"brokers": [brokers], "topic": names["topic"]},
-        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
-        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
-        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2},
-    })
+    config = _one_file_config(tmp_path, path, brokers, opensearch_url, names)
     indexer = run_service("indexer", "run", "--config", str(config), name="indexer")
     agent = run_service("agent", "run", "--config", str(config), name="agent")
     wait_for(lambda: count_docs(os_client, names["prefix"]) == 500, 60, "500 documents")
@@ -123,12 +132,7 @@ def test_search_cli_prints_newest_first(tmp_path: Path, brokers: str, opensearch
                                         run_service) -> None:  # type: ignore[no-untyped-def]
     path = tmp_path / "s.log"
     path.write_text("".join(f"needle {n} haystack\n" for n in range(20)) + "other line\n")
-    config = write_config(tmp_path / "config.json", {
-        "kafka": {"brokers": [brokers], "topic": names["topic"]},
-        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
-        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
-        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2},
-    })
+    config = _one_file_config(tmp_path, path, brokers, opensearch_url, names)
     run_service("agent", "run", "--config", str(config), name="agent")
     run_service("indexer", "run", "--config", str(config), name="indexer")
     wait_for(lambda: count_docs(os_client, names["prefix"]) == 21, 60, "21 documents")
@@ -154,13 +158,8 @@ def test_lines_are_parsed_and_normalized(tmp_path: Path, brokers: str, opensearc
         '10.0.0.1 - - [25/Nov/2026:08:02:03 +0000] "GET /cart HTTP/1.1" 500 12 "-" "curl/8"\n'
         "plain text ERROR something broke\n"
         '{"broken json\n')
-    config = write_config(tmp_path / "config.json", {
-        "kafka": {"brokers": [brokers], "topic": names["topic"]},
-        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"]},
-        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
-        "indexer": {"group_id": names["group"], "flush_interval_s": 0.2,
-                    "processing": {"presets": ["nginx_access"]}},
-    })
+    config = _one_file_config(tmp_path, path, brokers, opensearch_url, names,
+                              indexer={"processing": {"presets": ["nginx_access"]}})
     run_service("agent", "run", "--config", str(config), name="agent")
     run_service("indexer", "run", "--config", str(config), name="indexer")
     wait_for(lambda: count_docs(os_client, names["prefix"]) == 5, 60, "5 documents")
@@ -192,14 +191,9 @@ def test_typed_attribute_fields_query_as_numbers_and_dead_letter_a_shape_conflic
         '{"msg":"fast","latency_ms":20,"user":"bob","ok":false}\n'
         '{"msg":"odd","latency_ms":"n/a","user":"cy","ok":"maybe"}\n'
         '{"msg":"nested","user":{"name":"dee"}}\n')
-    config = write_config(tmp_path / "config.json", {
-        "kafka": {"brokers": [brokers], "topic": names["topic"]},
-        "opensearch": {"urls": [opensearch_url], "index_prefix": names["prefix"],
-                       "attributes_mapping": "fields"},
-        "agent": {"include": [str(path)], "state_dir": str(tmp_path / "state")},
-        "indexer": {"group_id": names["group"], "dead_letter_topic": names["dlq"],
-                    "flush_interval_s": 0.2},
-    })
+    config = _one_file_config(tmp_path, path, brokers, opensearch_url, names,
+                              opensearch={"attributes_mapping": "fields"},
+                              indexer={"dead_letter_topic": names["dlq"]})
     run_service("agent", "run", "--config", str(config), name="agent")
     run_service("indexer", "run", "--config", str(config), name="indexer")
     dead = read_topic(brokers, names["dlq"], 1, timeout_s=90)
