@@ -27,6 +27,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from indexer.metrics import IndexerMetrics
 from indexer.sinks.opensearch import OpenSearchSink, Rejected
 from indexer.sources.kafka import DeadLetterProducer, KafkaSource, dead_letter_entry
+from indexer.stages import levels
 from indexer.stages.document import DocumentBuilder, IndexNamer
 from indexer.stages.process import Processor
 from logferry.config import Config
@@ -115,7 +116,8 @@ class Indexer:
                     await self._telemetry.start()
                 self._ready = True
                 log.info("indexer started", extra={"topics": self.source.topics,
-                                                   "group": self.settings.group_id})
+                                                   "group": self.settings.group_id,
+                                                   "c_levels": levels.COMPILED})
                 with lean_gc():
                     await self._loop(stop)
                 # Graceful stop: finish what is in flight and commit it.

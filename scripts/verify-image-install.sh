@@ -34,8 +34,9 @@ tops = {n.split("/")[0] for n in names if not n.startswith("logferry-")}
 assert {"logferry", "agent", "indexer"} <= tops, tops
 assert not any(n.startswith(("tests/", "benchmarks/", "charts/")) for n in names), tops
 # The image's build stage has a C compiler: the agent's CRI scan must be in the wheel.
-assert any(n.startswith("agent/stages/_scan") and n.endswith(".so") for n in names), \
-    "agent/stages/_scan*.so missing: the C extension was not built"
+for ext in ("agent/stages/_scan", "indexer/stages/_levels"):
+    assert any(n.startswith(ext) and n.endswith(".so") for n in names), \
+        f"{ext}*.so missing: the C extension was not built"
 assert not any(n.endswith(".c") for n in names), "C sources in the wheel"
 print(f"verify-image-install: wheel has {len(names)} files, packages {sorted(tops)}",
       file=sys.stderr)
@@ -57,6 +58,7 @@ log "logferry indexer run --help"
 run logferry indexer run --help | grep -q -- "--config"
 run python -c 'import agent.app, indexer.app, logferry.cli, logferry.dashboards'
 run python -c 'from agent.stages.native import COMPILED; assert COMPILED, "pure-Python scans"'
+run python -c 'from indexer.stages.levels import COMPILED; assert COMPILED, "pure-Python levels"'
 origin="$(run python -c 'import logferry; print(logferry.__file__)')"
 case "$origin" in
     "$WORK"/image/*) ;;

@@ -26,6 +26,7 @@ Numbers may come as int or digit strings.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 LEVELS = ("trace", "debug", "info", "warn", "error", "fatal")
@@ -88,7 +89,7 @@ _KV_VALUE = re.compile(r"\"?[=:] ?[\"']?([A-Za-z]+)")
 _START = re.compile(r"([A-Za-z]+):")
 
 
-def detect_level(message: str) -> str | None:
+def detect_level_py(message: str) -> str | None:
     """The level a plain-text line announces in its first 100 characters, if any.
 
     Recognized: glog/klog ``E1125 10:15:00.123456``, kernel ``<3>``, ``level=info`` (also
@@ -128,3 +129,20 @@ def detect_level(message: str) -> str | None:
             return _LOOKUP[m.group(1)]
         m = _UPPER.search(head, at + 1, best_at)
     return best
+
+
+def _compiled() -> Callable[[str], str | None] | None:
+    try:
+        from indexer.stages._levels import detect, set_fallback
+    except ImportError:
+        return None
+    set_fallback(detect_level_py)  # for lines whose head is not ASCII
+    return detect
+
+
+_detect_c = _compiled()
+# Whether the build made the C twin (indexer/stages/_levels.c, an optional extension): one pass
+# over the head instead of up to six regex searches, about 10x less CPU a line.
+COMPILED = _detect_c is not None
+detect_level: Callable[[str], str | None] = _detect_c or detect_level_py
+"""The level a plain-text line announces: :func:`detect_level_py`, in C where built."""

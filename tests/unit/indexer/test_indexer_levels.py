@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import shutil
+import sysconfig
+from collections.abc import Callable
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from indexer.stages.levels import LEVELS, detect_level, normalize_level
+from indexer.stages import levels
+from indexer.stages.levels import LEVELS, detect_level, detect_level_py, normalize_level
 
 
 @pytest.mark.parametrize(("value", "expected"), [
@@ -79,8 +84,9 @@ def test_unknown(value: object) -> None:
     ("level=info ERROR", "info"),
     ("[warn] ERROR", "warn"),
 ])
-def test_detect(line: str, expected: str) -> None:
-    assert detect_level(line) == expected
+@pytest.mark.parametrize("detect", [detect_level, detect_level_py], ids=["built", "python"])
+def test_detect(line: str, expected: str, detect: Callable[[str], str | None]) -> None:
+    assert detect(line) == expected
 
 
 @pytest.mark.parametrize("line", [
@@ -96,8 +102,9 @@ def test_detect(line: str, expected: str) -> None:
     "",
     "x" * 150 + " ERROR beyond the first 100 characters",
 ])
-def test_detect_nothing(line: str) -> None:
-    assert detect_level(line) is None
+@pytest.mark.parametrize("detect", [detect_level, detect_level_py], ids=["built", "python"])
+def test_detect_nothing(line: str, detect: Callable[[str], str | None]) -> None:
+    assert detect(line) is None
 
 
 @settings(deadline=None)
@@ -118,3 +125,91 @@ def test_detect_never_raises(line: str) -> None:
 def test_detect_upper_token_after_a_timestamp(word: str, prefix: str, rest: str) -> None:
     line = f"{prefix} {word} {rest}"
     assert detect_level(line) == normalize_level(word)
+
+
+# -- the C twin (indexer/stages/_levels.c) ---------------------------------------------------
+
+def test_the_c_detection_is_built_where_a_compiler_is() -> None:
+    # setup.py builds it as optional: a broken build would fall back silently and slowly.
+    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
+        pytest.skip("no C compiler: the pure-Python detection is used")
+    assert levels.COMPILED
+    assert detect_level is not detect_level_py
+
+
+def _c_twin() -> None:
+    if not levels.COMPILED:
+        pytest.skip("the C twin is not built")
+
+
+def test_the_c_name_tables_are_the_python_ones() -> None:
+    _c_twin()
+    from indexer.stages._levels import names as c_names
+    names, words = c_names()
+    # A level=<letters> value can only be a name made of letters.
+    assert names == {k: v for k, v in levels._LOOKUP.items() if k.isalpha() and k.islower()}
+    assert words == levels._WORDS
+
+
+# Lines made of the pieces the rules look at, so that most of them come close to a rule: level
+# names in any case, keys, separators, brackets, glog and kernel heads, word glue, digits, some
+# non-ASCII text (the twin's business), at positions around the 100-character head.
+_NAME_PIECES = sorted({n for n in levels._LOOKUP if n.isalpha()} | {"debug1", "logger",
+                                                                    "levels", "x"})
+_piece = st.one_of(
+    st.sampled_from(_NAME_PIECES).flatmap(
+        lambda n: st.sampled_from([n, n.upper(), n.title(), n[:-1] + n[-1].upper()])),
+    st.sampled_from(["level", "LEVEL", "Lvl", "severity", "log_level", "loglevel",
+                     "log.level"]),
+    st.sampled_from(["=", ":", '"', "'", " ", " ", " ", "\t", ".", "-", "_", ",", "/",
+                     "[", "]", "<", ">", "(", ")", "{", "}", "core:", "main:"]),
+    st.sampled_from(["E1125 10:15:00.1", "W0101 00:00:", "I1234 5", "<3>", "<7>", "<8>",
+                     "<3", "Error:", "WARN:", "E:", "log:", "Fine:", "x" * 60, " " * 37,
+                     "0123456789", "= ", "=  ", ": '", '":"', "= \"", "=' "]),
+    st.text(alphabet=st.characters(codec="ascii"), max_size=8),
+    st.text(max_size=3),
+)
+_name = st.sampled_from(_NAME_PIECES).flatmap(
+    lambda n: st.sampled_from([n, n.upper(), n.title(), n[:-1] + n[-1].upper()]))
+# key, separator, value: the separators one character off what the rule takes, too
+_pair = st.tuples(
+    st.sampled_from(["level", "LEVEL", "Lvl", "severity", "log_level", "loglevel"]),
+    st.sampled_from(["=", ":", '"=', '":', "= ", '":"', "=  ", '""=', "= '", "=''", ': "',
+                     "=\" ", "=\t", "=='", " = "]),
+    _name,
+).map("".join)
+# an opening bracket, a prefix, a name, a closing bracket, also ones the rule does not take
+_bracketed = st.tuples(st.sampled_from("[<({ "), st.sampled_from(["", "core:", "x1_:", "a b:",
+                                                                 ":", "core"]),
+                       _name, st.sampled_from("])>}: ")).map("".join)
+_lines = st.lists(st.one_of(_piece, _pair, _bracketed), max_size=30).map("".join)
+
+
+@settings(deadline=None, max_examples=3000)
+@given(_lines)
+def test_the_c_detection_finds_what_the_python_one_finds(line: str) -> None:
+    _c_twin()
+    assert detect_level(line) == detect_level_py(line)
+
+
+@settings(deadline=None, max_examples=500)
+@given(st.integers(min_value=0, max_value=105), _lines)
+def test_the_c_detection_stops_where_the_head_does(shift: int, line: str) -> None:
+    _c_twin()
+    line = "z" * shift + " " + line
+    assert detect_level(line) == detect_level_py(line)
+
+
+@settings(deadline=None)
+@given(st.text(alphabet=st.characters(exclude_categories=())))
+def test_the_c_detection_on_any_text(line: str) -> None:
+    _c_twin()
+    assert detect_level(line) == detect_level_py(line)
+
+
+def test_a_head_that_is_not_ascii_goes_to_the_python_twin() -> None:
+    _c_twin()
+    # "İ" lowers to two characters in Python; the twin handles it, not the C scan.
+    line = "İ level=warn and ERROR"
+    assert detect_level(line) == detect_level_py(line) == "warn"
+    assert detect_level("é" * 120 + " ERROR") is None
