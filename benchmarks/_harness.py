@@ -125,6 +125,7 @@ class Child:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = log_path.open("wb")
         self.t0 = time.monotonic()
+        self.t0_wall = time.time()  # to place the child's own log timestamps
         self.proc = subprocess.Popen(self.argv, stdout=self._log, stderr=subprocess.STDOUT,
                                      stdin=stdin if stdin is not None else subprocess.DEVNULL,
                                      cwd=cwd, env=env)

@@ -7,6 +7,12 @@ file each, as the agent writes them); each loader then reads all of it into its 
 index prefix (same index template, so the same mapping and refresh interval for all three)
 and the index must hold exactly N documents afterwards. Each loader is a separate process: CPU
 from ``wait4``, peak RSS from VmHWM.
+
+Timing: the raw loader from its first POST to its last response (its bodies are built before);
+the two consumers from the moment the group gave them their partitions (logged by both) to the
+last offset committed, so that neither's start-up (imports, joining the group: about a second)
+counts as throughput. The time from process start is kept in the results and notes, and CPU is
+the whole process's either way.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +57,7 @@ FILES = 24           # distinct source files (fid) in the generated records
 DAY = "2025-01-15"   # every record's date: one daily index per loader
 
 RAW = "raw _bulk loader (ceiling)"
-RAW_AGAIN = "raw _bulk loader, again last"
 RAW_LF = "raw _bulk loader, logferry docs"
-RAW_LF_AGAIN = "raw _bulk loader, logferry docs, again last"
 NAIVE = "naive consumer (streaming_bulk)"
 LOGFERRY = "logferry indexer"
 LOGFERRY_FIELDS = "logferry indexer, attributes as fields"
@@ -229,6 +234,8 @@ def warm_up(url: str, prefix: str, values: list[bytes]) -> list[float]:
 
 def _result(name: str, n: int, wall_s: float, cpu_s: float, usage: Usage, docs_in_index: int,
             **extra: Any) -> dict[str, Any]:
+    if "wall_s_from_start" in extra:
+        extra["docs_per_s_from_start"] = n / extra["wall_s_from_start"]
     return {"loader": name, "measured": True, "docs": n, "wall_s": round(wall_s, 3),
             "docs_per_s": n / wall_s, "cpu_s": round(cpu_s, 3),
             "peak_rss_mib": round(usage.peak_rss_mib, 1),
@@ -236,26 +243,47 @@ def _result(name: str, n: int, wall_s: float, cpu_s: float, usage: Usage, docs_i
             "count_ok": docs_in_index == n, **extra}
 
 
+def _ready_at(log_path: Path) -> float | None:
+    """When a consumer had its partitions (wall clock): the naive consumer's
+    ``{"assigned_at": ...}`` line, or the logferry indexer's "partitions assigned" log line.
+
+    The consumers are timed from there, as the raw loader is timed from its first POST: what
+    comes before (imports, joining the group) is start-up, not throughput. Both figures are
+    kept: the time from process start too."""
+    for raw in log_path.read_bytes().splitlines():
+        try:
+            rec = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            continue
+        if not isinstance(rec, dict):
+            continue
+        if "assigned_at" in rec:
+            return float(rec["assigned_at"])
+        if rec.get("msg") == "partitions assigned":
+            return datetime.fromisoformat(str(rec["ts"]).replace("Z", "+00:00")).timestamp()
+    return None
+
+
 def _not_measured(name: str, reason: str) -> dict[str, Any]:
     print(f"  {name}: not measured: {reason}", flush=True)
     return {"loader": name, "measured": False, "reason": reason}
 
 
-def run_raw(ep: Endpoints, topic: str, n: int, prefix: str, work: Path,
-            docs: str = "minimal", name: str | None = None) -> dict[str, Any]:
+def run_raw(ep: Endpoints, topic: str, n: int, prefix: str, work: Path, k: int,
+            docs: str = "minimal") -> dict[str, Any]:
     """The raw loader with minimal documents (the node's ceiling), or with the documents the
     logferry indexer writes (the ceiling for those: what logferry would reach if its own work
-    cost nothing)."""
-    name = name or (RAW if docs == "minimal" else RAW_LF)
+    cost nothing). ``k``: which of the loader's runs this is."""
+    name = RAW if docs == "minimal" else RAW_LF
     install_template(ep.opensearch_url, prefix)
-    result_file = work / f"raw-{docs}-result.json"
+    result_file = work / f"raw-{docs}-{k}-result.json"
     load = load1()
     meter = CpuMeter(ep.pids)
     child = Child([PYTHON, "-m", "benchmarks.indexer.raw_loader", "--brokers", ep.brokers,
                    "--topic", topic, "--url", ep.opensearch_url, "--prefix", prefix,
                    "--records", str(n), "--result", str(result_file), "--docs", docs,
                    "--service-pids", ",".join(f"{k}={v}" for k, v in ep.pids.items())],
-                  work / f"raw-{docs}.log")
+                  work / f"raw-{docs}-{k}.log")
     usage = child.wait(max(600.0, n / 200))
     if usage.returncode != 0 or not result_file.exists():
         return _not_measured(name, f"exited {usage.returncode}: {child.log_tail(5)}")
@@ -267,32 +295,37 @@ def run_raw(ep: Endpoints, topic: str, n: int, prefix: str, work: Path,
                    failures=res["failures"], prebuild_s=round(res["read_s"] + res["build_s"], 2),
                    body_mib=round(res["body_mib"], 1),
                    timed="POST phase only (bodies pre-built); CPU s = that phase",
-                   process_cpu_s=round(usage.cpu_s, 2))
+                   process_cpu_s=round(usage.cpu_s, 2), run=k)
 
 
 def run_naive(ep: Endpoints, topic: str, n: int, prefix: str, group: str,
-              work: Path) -> dict[str, Any]:
+              work: Path, k: int) -> dict[str, Any]:
     install_template(ep.opensearch_url, prefix)
     load = load1()
     meter = CpuMeter(ep.pids)
     child = Child([PYTHON, "-m", "benchmarks.indexer.naive_consumer", "--brokers", ep.brokers,
                    "--topic", topic, "--group", group, "--url", ep.opensearch_url,
-                   "--prefix", prefix, "--records", str(n)], work / "naive.log")
+                   "--prefix", prefix, "--records", str(n)], work / f"naive-{k}.log")
     usage = child.wait(max(600.0, n / 100))
     if usage.returncode != 0:
         return _not_measured(NAIVE, f"exited {usage.returncode}: {child.log_tail(5)}")
+    ready = _ready_at(child.log_path)
+    if ready is None:
+        return _not_measured(NAIVE, "it printed no assignment time")
     docs = count_docs(ep.opensearch_url, prefix)
-    return _result(NAIVE, n, usage.wall_s, usage.cpu_s, usage, docs,
+    return _result(NAIVE, n, child.t0_wall + usage.wall_s - ready, usage.cpu_s, usage, docs,
                    cpu=meter.stop(usage.cpu_s), loadavg_1m_before=load,
-                   timed="process start -> exit after N docs indexed and committed")
+                   wall_s_from_start=round(usage.wall_s, 3),
+                   timed="partitions assigned -> exit after N docs indexed and committed; "
+                         "CPU s = whole process", run=k)
 
 
 def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: str,
-                 group: str, dead_letter: str, work: Path,
+                 group: str, dead_letter: str, work: Path, k: int,
                  attributes_mapping: str = "flat_object") -> dict[str, Any]:
     """The indexer with its defaults, or with ``attributes_mapping = "fields"``."""
     name = LOGFERRY if attributes_mapping == "flat_object" else LOGFERRY_FIELDS
-    conf = work / f"indexer-{attributes_mapping}.json"
+    conf = work / f"indexer-{attributes_mapping}-{k}.json"
     conf.write_bytes(orjson.dumps({
         "log_level": "info",
         "kafka": {"brokers": [ep.brokers], "topic": topic},
@@ -304,7 +337,7 @@ def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: st
     load = load1()
     meter = CpuMeter(ep.pids)
     child = Child([PYTHON, "-m", "logferry.cli", "indexer", "run", "--config", str(conf)],
-                  work / f"logferry-indexer-{attributes_mapping}.log")
+                  work / f"logferry-indexer-{attributes_mapping}-{k}.log")
 
     def _committed_all() -> bool:
         committed = kafka.committed(group)
@@ -315,12 +348,17 @@ def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: st
     if done is None:
         return _not_measured(name, f"offsets never fully committed (exit "
                                        f"{usage.returncode}): {child.log_tail(8)}")
+    ready = _ready_at(child.log_path)
+    if ready is None:
+        return _not_measured(name, "no \"partitions assigned\" line in its log")
     docs = count_docs(ep.opensearch_url, prefix)
     dead = kafka.count(dead_letter) if kafka.partitions(dead_letter) else 0
-    return _result(name, n, done, usage.cpu_s, usage, docs,
+    return _result(name, n, child.t0_wall + done - ready, usage.cpu_s, usage, docs,
                    cpu=meter.stop(usage.cpu_s), loadavg_1m_before=load,
                    dead_lettered=dead, exit_code=usage.returncode,
-                   timed="process start -> group's committed offsets == topic end offsets")
+                   wall_s_from_start=round(done, 3),
+                   timed="partitions assigned -> group's committed offsets == topic end "
+                         "offsets; CPU s = whole process", run=k)
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -329,11 +367,10 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-indexer-{tag}"
     dead_letter = f"bench-indexer-dlq-{tag}"
-    prefixes = {"raw": f"bench-raw-{tag}", "rawlf": f"bench-rawlf-{tag}",
-                "naive": f"bench-naive-{tag}",
-                "logferry": f"bench-logferry-{tag}", "warm": f"bench-warm-{tag}",
-                "raw2": f"bench-raw2-{tag}", "fields": f"bench-fields-{tag}",
-                "rawlf2": f"bench-rawlf2-{tag}"}
+    prefixes = {f"{kind}{k}": f"bench-{kind}{k}-{tag}" for k in (1, 2)
+                for kind in ("raw", "rawlf", "naive", "logferry", "fields")}
+    prefixes["warm"] = f"bench-warm-{tag}"
+    dead_letters = [f"{dead_letter}-{kind}{k}" for k in (1, 2) for kind in ("lf", "lff")]
     results: dict[str, Any] = {"benchmark": "indexer", "records": records,
                                "brokers": ep.brokers, "opensearch": ep.opensearch_url,
                                "machine": machine(), "loaders": []}
@@ -351,28 +388,29 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
             print(f"  docs/s per {WARM_WINDOW_BODIES * 5000:,}-doc window: "
                   f"{', '.join(f'{r:,.0f}' for r in rates)}", flush=True)
             _settle(ep.opensearch_url)  # the warm-up's merges, as between loaders
-            runs: tuple[tuple[str, Callable[[], dict[str, Any]]], ...] = (
-                ("raw", lambda: run_raw(ep, topic, records, prefixes["raw"], work)),
-                ("raw, logferry docs", lambda: run_raw(ep, topic, records, prefixes["rawlf"],
-                                                       work, docs="logferry")),
-                ("naive", lambda: run_naive(ep, topic, records, prefixes["naive"],
-                                            f"bench-naive-{tag}", work)),
-                ("logferry", lambda: run_logferry(ep, kafka, topic, records,
-                                                  prefixes["logferry"], f"bench-lf-{tag}",
-                                                  dead_letter, work)),
-                ("logferry, attributes as fields", lambda: run_logferry(
-                    ep, kafka, topic, records, prefixes["fields"], f"bench-lff-{tag}",
-                    f"{dead_letter}-fields", work, attributes_mapping="fields")),
-                # The node's rate drifts during a run (merges of earlier loads, JIT, other
-                # load on the machine): the ceiling is the better of a first and a last run.
-                ("raw, again", lambda: run_raw(ep, topic, records, prefixes["raw2"], work,
-                                               name=RAW_AGAIN)),
-                ("raw, logferry docs, again", lambda: run_raw(
-                    ep, topic, records, prefixes["rawlf2"], work, docs="logferry",
-                    name=RAW_LF_AGAIN)),
-            )
-            for name, runner in runs:
-                print(f"indexer bench: {name} ...", flush=True)
+
+            def plan(k: int) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+                return [
+                    (RAW, lambda: run_raw(ep, topic, records, prefixes[f"raw{k}"], work, k)),
+                    (RAW_LF, lambda: run_raw(ep, topic, records, prefixes[f"rawlf{k}"], work,
+                                             k, docs="logferry")),
+                    (NAIVE, lambda: run_naive(ep, topic, records, prefixes[f"naive{k}"],
+                                              f"bench-naive{k}-{tag}", work, k)),
+                    (LOGFERRY, lambda: run_logferry(
+                        ep, kafka, topic, records, prefixes[f"logferry{k}"],
+                        f"bench-lf{k}-{tag}", f"{dead_letter}-lf{k}", work, k)),
+                    (LOGFERRY_FIELDS, lambda: run_logferry(
+                        ep, kafka, topic, records, prefixes[f"fields{k}"],
+                        f"bench-lff{k}-{tag}", f"{dead_letter}-lff{k}", work, k,
+                        attributes_mapping="fields")),
+                ]
+
+            # The node's rate drifts during a run (merges of earlier loads, the JIT, other
+            # load on the machine; usually upwards): every loader runs twice, in mirrored
+            # order (A B C D E E D C B A), and its better run counts, so that the drift
+            # favours none of them.
+            for i, (name, runner) in enumerate(plan(1) + plan(2)[::-1]):
+                print(f"indexer bench: {name}, run {1 if i < 5 else 2} ...", flush=True)
                 res = runner()
                 if res.get("measured"):
                     print(f"  {res['wall_s']:.2f}s, {res['docs_per_s']:,.0f} docs/s, "
@@ -383,7 +421,7 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
         finally:
             for prefix in prefixes.values():
                 drop_prefix(ep.opensearch_url, prefix)
-            kafka.delete_topics([topic, dead_letter, f"{dead_letter}-fields"])
+            kafka.delete_topics([topic, *dead_letters])
             _keep_logs(work)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     _add_ratios(results["loaders"])
@@ -420,13 +458,19 @@ def _keep_logs(work: Path) -> None:
 
 
 def _add_ratios(loaders: list[dict[str, Any]]) -> None:
-    by = {r["loader"]: r for r in loaders if r.get("measured")}
-    raw = max((by[name]["docs_per_s"] for name in (RAW, RAW_AGAIN) if name in by),
-              default=None)
-    raw_lf = max((by[name]["docs_per_s"] for name in (RAW_LF, RAW_LF_AGAIN) if name in by),
-                 default=None)
-    naive = by.get(NAIVE, {}).get("docs_per_s")
-    for r in by.values():
+    """Each run's docs/s against the better run of each reference, and ``best``: whether the
+    run is its loader's better one (the one the summary compares)."""
+    best: dict[str, dict[str, Any]] = {}
+    for r in loaders:
+        if r.get("measured") and (r["loader"] not in best
+                                  or r["docs_per_s"] > best[r["loader"]]["docs_per_s"]):
+            best[r["loader"]] = r
+    raw, raw_lf, naive = (best[name]["docs_per_s"] if name in best else None
+                          for name in (RAW, RAW_LF, NAIVE))
+    for r in loaders:
+        if not r.get("measured"):
+            continue
+        r["best"] = best[r["loader"]] is r
         r["ratio_to_raw"] = r["docs_per_s"] / raw if raw else None
         r["ratio_to_raw_logferry_docs"] = r["docs_per_s"] / raw_lf if raw_lf else None
         r["ratio_to_naive"] = r["docs_per_s"] / naive if naive else None
@@ -442,14 +486,15 @@ def format_results(results: dict[str, Any]) -> str:
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results["loaders"]:
+        label = f"{r['loader']} #{r.get('run', 1)}{' *' if r.get('best') else ''}"
         if not r.get("measured"):
-            rows.append([r["loader"], "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
+            rows.append([label, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
                          "not measured"])
             notes.append(f"  {r['loader']}: not measured: {r['reason']}")
             continue
         check = "ok" if r["count_ok"] else f"{r['docs_in_index']:,} != N"
         cpu = r.get("cpu") or {}
-        rows.append([r["loader"], num(r["docs"]), num(r["wall_s"], 2), num(r["docs_per_s"]),
+        rows.append([label, num(r["docs"]), num(r["wall_s"], 2), num(r["docs_per_s"]),
                      num(r["cpu_s"], 2), num(r["peak_rss_mib"], 1),
                      times(r.get("ratio_to_raw")), times(r.get("ratio_to_raw_logferry_docs")),
                      times(r.get("ratio_to_naive")),
@@ -459,12 +504,19 @@ def format_results(results: dict[str, Any]) -> str:
                         "ratio to raw", "to raw lf docs", "ratio to naive",
                         "OpenSearch CPU s", "others' cores",
                         "index count"], rows)]
+    out.append("  #1, #2: each loader ran twice, in mirrored order (A B C D E E D C B A); "
+               "* marks its better run, which the ratios compare against")
     for r in results["loaders"]:
-        if r.get("measured") and r["loader"] in (RAW, RAW_LF, RAW_AGAIN, RAW_LF_AGAIN):
-            out.append(f"  {r['loader']}: timed the POST phase only; {r['body_mib']} MiB of "
+        label = f"{r['loader']} #{r.get('run', 1)}"
+        if r.get("measured") and r["loader"] in (RAW, RAW_LF):
+            out.append(f"  {label}: timed the POST phase only; {r['body_mib']} MiB of "
                        f"NDJSON pre-built in {r['prebuild_s']}s; its RSS holds all bodies")
+        if r.get("measured") and "wall_s_from_start" in r:
+            out.append(f"  {label}: timed from its partitions assigned; from process "
+                       f"start {r['wall_s_from_start']:.2f}s, "
+                       f"{r['docs_per_s_from_start']:,.0f} docs/s; CPU s = whole process")
         if r.get("measured") and r.get("dead_lettered"):
-            out.append(f"  {r['loader']}: {r['dead_lettered']:,} lines dead-lettered")
+            out.append(f"  {label}: {r['dead_lettered']:,} lines dead-lettered")
     out.extend(notes)
     out.append(f"results: {results['results_file']}")
     return "\n".join(out)

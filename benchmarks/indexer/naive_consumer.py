@@ -24,11 +24,12 @@ import asyncio
 import base64
 import hashlib
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from opensearchpy import OpenSearch, helpers
 
 CHUNK = 500
@@ -92,10 +93,27 @@ def actions(records: list[dict[str, Any]], prefix: str) -> Iterator[dict[str, An
         }
 
 
+class _Ready(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Prints when the group gave this consumer its partitions: the benchmark times the
+    consumers from there, as it times the raw loader from its first POST."""
+
+    def __init__(self) -> None:
+        self.printed = False
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        pass
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        if assigned and not self.printed:
+            self.printed = True
+            print(json.dumps({"assigned_at": time.time()}), flush=True)
+
+
 async def run(args: argparse.Namespace) -> int:
-    consumer = AIOKafkaConsumer(args.topic, bootstrap_servers=args.brokers,
+    consumer = AIOKafkaConsumer(bootstrap_servers=args.brokers,
                                 group_id=args.group, enable_auto_commit=False,
                                 auto_offset_reset="earliest")
+    consumer.subscribe([args.topic], listener=_Ready())
     client = OpenSearch(hosts=[args.url])
     await consumer.start()
     indexed = 0
