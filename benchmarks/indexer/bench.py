@@ -387,31 +387,37 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
             results["warm_up_docs_per_s"] = [round(r) for r in rates]
             print(f"  docs/s per {WARM_WINDOW_BODIES * 5000:,}-doc window: "
                   f"{', '.join(f'{r:,.0f}' for r in rates)}", flush=True)
+            # Each load is dropped once counted: the node's cost per document grows with the
+            # indices it holds (refreshes, merges), and each loader should meet the same node.
+            drop_prefix(ep.opensearch_url, prefixes["warm"])
             _settle(ep.opensearch_url)  # the warm-up's merges, as between loaders
 
-            def plan(k: int) -> list[tuple[str, Callable[[], dict[str, Any]]]]:
+            def plan(k: int) -> list[tuple[str, str, Callable[[], dict[str, Any]]]]:
+                """(loader, its index prefix, how to run it) for run ``k``."""
+                p = {kind: prefixes[f"{kind}{k}"]
+                     for kind in ("raw", "rawlf", "naive", "logferry", "fields")}
                 return [
-                    (RAW, lambda: run_raw(ep, topic, records, prefixes[f"raw{k}"], work, k)),
-                    (RAW_LF, lambda: run_raw(ep, topic, records, prefixes[f"rawlf{k}"], work,
-                                             k, docs="logferry")),
-                    (NAIVE, lambda: run_naive(ep, topic, records, prefixes[f"naive{k}"],
-                                              f"bench-naive{k}-{tag}", work, k)),
-                    (LOGFERRY, lambda: run_logferry(
-                        ep, kafka, topic, records, prefixes[f"logferry{k}"],
-                        f"bench-lf{k}-{tag}", f"{dead_letter}-lf{k}", work, k)),
-                    (LOGFERRY_FIELDS, lambda: run_logferry(
-                        ep, kafka, topic, records, prefixes[f"fields{k}"],
-                        f"bench-lff{k}-{tag}", f"{dead_letter}-lff{k}", work, k,
-                        attributes_mapping="fields")),
+                    (RAW, p["raw"], lambda: run_raw(ep, topic, records, p["raw"], work, k)),
+                    (RAW_LF, p["rawlf"], lambda: run_raw(ep, topic, records, p["rawlf"], work,
+                                                         k, docs="logferry")),
+                    (NAIVE, p["naive"], lambda: run_naive(ep, topic, records, p["naive"],
+                                                          f"bench-naive{k}-{tag}", work, k)),
+                    (LOGFERRY, p["logferry"], lambda: run_logferry(
+                        ep, kafka, topic, records, p["logferry"], f"bench-lf{k}-{tag}",
+                        f"{dead_letter}-lf{k}", work, k)),
+                    (LOGFERRY_FIELDS, p["fields"], lambda: run_logferry(
+                        ep, kafka, topic, records, p["fields"], f"bench-lff{k}-{tag}",
+                        f"{dead_letter}-lff{k}", work, k, attributes_mapping="fields")),
                 ]
 
             # The node's rate drifts during a run (merges of earlier loads, the JIT, other
             # load on the machine; usually upwards): every loader runs twice, in mirrored
             # order (A B C D E E D C B A), and its better run counts, so that the drift
             # favours none of them.
-            for i, (name, runner) in enumerate(plan(1) + plan(2)[::-1]):
+            for i, (name, prefix, runner) in enumerate(plan(1) + plan(2)[::-1]):
                 print(f"indexer bench: {name}, run {1 if i < 5 else 2} ...", flush=True)
                 res = runner()
+                drop_prefix(ep.opensearch_url, prefix)
                 if res.get("measured"):
                     print(f"  {res['wall_s']:.2f}s, {res['docs_per_s']:,.0f} docs/s, "
                           f"CPU {res['cpu_s']:.2f}s, index holds {res['docs_in_index']:,}",
