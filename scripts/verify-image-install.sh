@@ -33,7 +33,7 @@ names = zipfile.ZipFile(sys.argv[1]).namelist()
 tops = {n.split("/")[0] for n in names if not n.startswith("logferry-")}
 assert {"logferry", "agent", "indexer"} <= tops, tops
 assert not any(n.startswith(("tests/", "benchmarks/", "charts/")) for n in names), tops
-# The image's build stage has a C compiler: the agent's CRI scan must be in the wheel.
+# The image's build stage has a C compiler: both C extensions must be in the wheel.
 for ext in ("agent/stages/_scan", "indexer/stages/_levels"):
     assert any(n.startswith(ext) and n.endswith(".so") for n in names), \
         f"{ext}*.so missing: the C extension was not built"
