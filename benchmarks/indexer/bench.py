@@ -415,8 +415,10 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
             # order (A B C D E E D C B A), and its better run counts, so that the drift
             # favours none of them.
             for i, (name, prefix, runner) in enumerate(plan(1) + plan(2)[::-1]):
-                print(f"indexer bench: {name}, run {1 if i < 5 else 2} ...", flush=True)
+                k = 1 if i < 5 else 2
+                print(f"indexer bench: {name}, run {k} ...", flush=True)
                 res = runner()
+                res["run"] = k  # also on a run that was not measured
                 drop_prefix(ep.opensearch_url, prefix)
                 if res.get("measured"):
                     print(f"  {res['wall_s']:.2f}s, {res['docs_per_s']:,.0f} docs/s, "
