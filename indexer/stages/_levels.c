@@ -195,6 +195,21 @@ static int detect_head(const char *h, Py_ssize_t len)
     return best;
 }
 
+/* The Python twin's answer: for a head that is not ASCII, and for a str subclass (whose
+ * slicing or lower() may be its own). */
+static PyObject *ask_twin(PyObject *message)
+{
+    PyObject *function = fallback, *result;
+    if (function == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "no fallback set");
+        return NULL;
+    }
+    Py_INCREF(function);  /* it may call set_fallback() itself */
+    result = PyObject_CallOneArg(function, message);
+    Py_DECREF(function);
+    return result;
+}
+
 static PyObject *detect(PyObject *self, PyObject *message)
 {
     char buf[HEAD_CHARS];
@@ -202,10 +217,17 @@ static PyObject *detect(PyObject *self, PyObject *message)
     Py_ssize_t len, i;
     int level;
     (void)self;
-    if (!PyUnicode_Check(message)) {
+    if (!PyUnicode_CheckExact(message)) {
+        if (PyUnicode_Check(message))
+            return ask_twin(message);
         PyErr_SetString(PyExc_TypeError, "detect() takes a str");
         return NULL;
     }
+#if PY_VERSION_HEX < 0x030C0000
+    /* a str made by the deprecated wchar_t APIs reads as empty until made ready */
+    if (PyUnicode_READY(message) < 0)
+        return NULL;
+#endif
     len = PyUnicode_GET_LENGTH(message);
     if (len > HEAD_CHARS)
         len = HEAD_CHARS;
@@ -216,14 +238,8 @@ static PyObject *detect(PyObject *self, PyObject *message)
         const void *data = PyUnicode_DATA(message);
         for (i = 0; i < len; i++) {
             Py_UCS4 c = PyUnicode_READ(kind, data, i);
-            if (c > 127) {
-                /* Unicode case mapping, \w and isalnum(): the twin's business */
-                if (fallback == NULL) {
-                    PyErr_SetString(PyExc_RuntimeError, "no fallback set");
-                    return NULL;
-                }
-                return PyObject_CallOneArg(fallback, message);
-            }
+            if (c > 127)  /* Unicode case mapping, \w and isalnum(): the twin's business */
+                return ask_twin(message);
             buf[i] = (char)c;
         }
         head = buf;

@@ -213,3 +213,14 @@ def test_a_head_that_is_not_ascii_goes_to_the_python_twin() -> None:
     line = "İ level=warn and ERROR"
     assert detect_level(line) == detect_level_py(line) == "warn"
     assert detect_level("é" * 120 + " ERROR") is None
+
+
+def test_a_str_subclass_goes_to_the_python_twin() -> None:
+    _c_twin()
+
+    class Relabelled(str):  # its own slicing: the C scan would read the raw characters
+        def __getitem__(self, key: object) -> str:
+            return str.__getitem__(self.replace("INFO", "WARN"), key)  # type: ignore[index]
+
+    line = Relabelled("INFO x")
+    assert detect_level(line) == detect_level_py(line) == "warn"
