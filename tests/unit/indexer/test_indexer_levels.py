@@ -1,7 +1,5 @@
 from __future__ import annotations
 
-import shutil
-import sysconfig
 from collections.abc import Callable
 
 import pytest
@@ -129,10 +127,8 @@ def test_detect_upper_token_after_a_timestamp(word: str, prefix: str, rest: str)
 
 # -- the C twin (indexer/stages/_levels.c) ---------------------------------------------------
 
-def test_the_c_detection_is_built_where_a_compiler_is() -> None:
+def test_the_c_detection_is_built_where_a_compiler_is(c_compiler: str) -> None:
     # setup.py builds it as optional: a broken build would fall back silently and slowly.
-    if shutil.which(sysconfig.get_config_var("CC").split()[0]) is None:
-        pytest.skip("no C compiler: the pure-Python detection is used")
     assert levels.COMPILED
     assert detect_level is not detect_level_py
 
