@@ -112,6 +112,16 @@ static int parse_line(const char *p, Py_ssize_t n, Py_ssize_t *ts_len, PyObject 
     return 1;
 }
 
+/* offsets[index] = value, in a list sized beforehand; -1 if out of memory. */
+static int set_offset(PyObject *offsets, Py_ssize_t index, Py_ssize_t value)
+{
+    PyObject *item = PyLong_FromSsize_t(value);
+    if (item == NULL)
+        return -1;
+    PyList_SET_ITEM(offsets, index, item);
+    return 0;
+}
+
 static PyObject *cri(PyObject *self, PyObject *args)
 {
     Py_buffer view;
@@ -146,9 +156,8 @@ static PyObject *cri(PyObject *self, PyObject *args)
             Py_INCREF(result);
             goto done;
         }
-        if ((item = PyLong_FromSsize_t(start + pos)) == NULL)
+        if (set_offset(offsets, index, start + pos) < 0)
             goto done;
-        PyList_SET_ITEM(offsets, index, item);
         if (last_stamp == NULL || ts_len != last_ts_len || memcmp(line, last_ts, ts_len) != 0) {
             if ((last_stamp = ascii_str(line, ts_len)) == NULL)
                 goto done;
@@ -179,9 +188,8 @@ static PyObject *cri(PyObject *self, PyObject *args)
         if (nl == NULL)
             break;
     }
-    if ((item = PyLong_FromSsize_t(start + pos)) == NULL)
+    if (set_offset(offsets, index, start + pos) < 0)  /* one past the last newline */
         goto done;
-    PyList_SET_ITEM(offsets, index, item);
     result = PyTuple_Pack(5, offsets, stamps, streams, messages, partial);
 
 done:
@@ -213,9 +221,8 @@ static PyObject *lines(PyObject *self, PyObject *args)
         const char *nl = memchr(line, '\n', (size_t)(view.len - pos));
         Py_ssize_t n = nl ? nl - line : view.len - pos;
 
-        if ((item = PyLong_FromSsize_t(start + pos)) == NULL)
+        if (set_offset(offsets, index, start + pos) < 0)
             goto done;
-        PyList_SET_ITEM(offsets, index, item);
         item = utf8_str(line, n);
         if (item == NULL || item == Py_None) {
             result = item;
@@ -227,9 +234,8 @@ static PyObject *lines(PyObject *self, PyObject *args)
         if (nl == NULL)
             break;
     }
-    if ((item = PyLong_FromSsize_t(start + pos)) == NULL)
+    if (set_offset(offsets, index, start + pos) < 0)  /* one past the last newline */
         goto done;
-    PyList_SET_ITEM(offsets, index, item);
     result = PyTuple_Pack(2, offsets, texts);
 
 done:
