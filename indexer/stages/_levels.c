@@ -110,15 +110,16 @@ static int bracketed_word(const char *h, Py_ssize_t lim, Py_ssize_t s)
     return find_name(h + s, j - s, 1, 0);
 }
 
-static int key_at(const char *h, Py_ssize_t len, Py_ssize_t at, const char *key)
+/* Where ``key`` (lower case) ends if h[at:] starts with it in any case, else -1. */
+static Py_ssize_t key_end(const char *h, Py_ssize_t len, Py_ssize_t at, const char *key)
 {
     Py_ssize_t k, n = (Py_ssize_t)strlen(key);
     if (at + n > len)
-        return 0;
+        return -1;
     for (k = 0; k < n; k++)
         if (lower(h[at + k]) != key[k])
-            return 0;
-    return 1;
+            return -1;
+    return at + n;
 }
 
 static int detect_head(const char *h, Py_ssize_t len)
@@ -147,8 +148,8 @@ static int detect_head(const char *h, Py_ssize_t len)
         if (lower(h[at]) != 'l' && lower(h[at]) != 's')  /* the keys' first letters */
             continue;
         for (k = 0; k < 3; k++) {
-            if (key_at(h, len, at, keys[k])
-                    && (level = kv_value(h, len, at + (Py_ssize_t)strlen(keys[k]))) != NO_LEVEL) {
+            Py_ssize_t end = key_end(h, len, at, keys[k]);
+            if (end >= 0 && (level = kv_value(h, len, end)) != NO_LEVEL) {
                 best_at = at;
                 best = level;
                 break;
