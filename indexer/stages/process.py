@@ -198,7 +198,7 @@ class Processor:
         if level is None and promoted:
             level = detect_level(text)
 
-        if not self._target:
+        if not self._target and not _no_root_conflict(fields):
             _resolve_root_conflicts(fields, flags)
         out: dict[str, Any] = {}
         if fields:
@@ -276,6 +276,22 @@ def _rename(obj: dict[str, Any], src: Path, dst: Path) -> None:
             return
         holder = child
     holder[dst[-1]] = value
+
+
+def _no_root_conflict(fields: dict[str, Any]) -> bool:
+    """Whether :func:`_resolve_root_conflicts` would certainly leave ``fields`` as they are: no
+    key is a reserved field, starts with ``_`` or holds a dot (whose head could be either).
+
+    C-level calls only: its per-key loop costs most JSON lines more than parsing them, and
+    almost none has such a key. ``False`` means "look closer", not "there is a conflict"
+    (a key holding ``\\0_`` is looked at for nothing)."""
+    if not _ROOT_RESERVED.isdisjoint(fields):
+        return False
+    try:
+        keys = "\0" + "\0".join(fields)
+    except TypeError:  # a key that is not a string
+        return False
+    return "." not in keys and "\0_" not in keys
 
 
 def _resolve_root_conflicts(fields: dict[str, Any], flags: list[str]) -> None:

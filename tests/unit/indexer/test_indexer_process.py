@@ -205,6 +205,37 @@ def test_root_target_moves_conflicts_under_attributes() -> None:
     assert result.message == "m"
 
 
+# Keys around the edges of the fast check: reserved names, "_" and "." anywhere, the NUL
+# it joins keys with, and plain ones.
+_conflict_keys = st.one_of(
+    st.sampled_from(sorted(RESERVED_FIELDS | {"attributes"})),
+    st.text(alphabet="ab._\0", max_size=6),
+    st.sampled_from(["user", "a.b", "_x", ".host", "x_y", "\0_a", "a\0", ""]),
+    st.text(max_size=8),
+)
+
+
+@given(st.dictionaries(_conflict_keys, st.integers(), max_size=6))
+def test_the_fast_root_check_never_hides_a_conflict(fields: dict[str, Any]) -> None:
+    """Where the C-level check says "no conflict", the per-key walk changes nothing."""
+    from indexer.stages.process import _no_root_conflict, _resolve_root_conflicts
+
+    walked, flags = dict(fields), []
+    _resolve_root_conflicts(walked, flags)
+    if _no_root_conflict(fields):
+        assert (walked, flags) == (fields, [])
+
+
+def test_the_fast_root_check_passes_plain_keys_only() -> None:
+    from indexer.stages.process import _no_root_conflict
+
+    assert _no_root_conflict({"user": 1, "trace_id": "x", "x_y": 2})
+    assert _no_root_conflict({})
+    for key in ("host", "_id", "a.b", ".x", "\0_", "attributes"):
+        assert not _no_root_conflict({"user": 1, key: 2}), key
+    assert not _no_root_conflict({1: "not a string key"})  # type: ignore[dict-item]
+
+
 def test_keep_original_only_for_parsed_lines() -> None:
     line = '{"msg": "m"}'
     assert run(line, keep_original=True).original == line
