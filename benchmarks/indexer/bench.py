@@ -410,9 +410,9 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
                         f"{dead_letter}-lff{k}", work, k, attributes_mapping="fields")),
                 ]
 
-            # The node's rate drifts during a run (merges of earlier loads, the JIT, other
-            # load on the machine; usually upwards): every loader runs twice, in mirrored
-            # order (A B C D E E D C B A), and its better run counts, so that the drift
+            # The node's rate drifts during a run (the JIT, the shared machine's CPU speed,
+            # other load; usually upwards): every loader runs twice, in mirrored order
+            # (A B C D E E D C B A), and both runs count together, so that a steady drift
             # favours none of them.
             for i, (name, prefix, runner) in enumerate(plan(1) + plan(2)[::-1]):
                 k = 1 if i < 5 else 2
@@ -432,7 +432,7 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
             kafka.delete_topics([topic, *dead_letters])
             _keep_logs(work)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    _add_ratios(results["loaders"])
+    results["summary"] = _add_ratios(results["loaders"])
     results["results_file"] = str(write_results("indexer", results))
     return results
 
@@ -465,23 +465,37 @@ def _keep_logs(work: Path) -> None:
             shutil.copyfile(log, dest / log.name)
 
 
-def _add_ratios(loaders: list[dict[str, Any]]) -> None:
-    """Each run's docs/s against the better run of each reference, and ``best``: whether the
-    run is its loader's better one (the one the summary compares)."""
-    best: dict[str, dict[str, Any]] = {}
-    for r in loaders:
-        if r.get("measured") and (r["loader"] not in best
-                                  or r["docs_per_s"] > best[r["loader"]]["docs_per_s"]):
-            best[r["loader"]] = r
-    raw, raw_lf, naive = (best[name]["docs_per_s"] if name in best else None
-                          for name in (RAW, RAW_LF, NAIVE))
+def _add_ratios(loaders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each loader's runs taken together (total documents over total time) and its ratios
+    to the references taken the same way; returns one summary per loader, in run order.
+
+    In the mirrored order (A B C D E E D C B A) a steady drift of the node's speed, which is
+    usually upwards, cancels out of the sum of each loader's two times. The better run of
+    each would not cancel it: it favours the loaders whose runs sit at the ends, the raw
+    loaders, over the ones in the middle."""
+    summary: dict[str, dict[str, Any]] = {}
     for r in loaders:
         if not r.get("measured"):
             continue
-        r["best"] = best[r["loader"]] is r
-        r["ratio_to_raw"] = r["docs_per_s"] / raw if raw else None
-        r["ratio_to_raw_logferry_docs"] = r["docs_per_s"] / raw_lf if raw_lf else None
-        r["ratio_to_naive"] = r["docs_per_s"] / naive if naive else None
+        s = summary.setdefault(r["loader"], {"loader": r["loader"], "runs": 0, "docs": 0,
+                                             "wall_s": 0.0, "cpu_s": 0.0, "peak_rss_mib": 0.0,
+                                             "runs_docs_per_s": []})
+        s["runs"] += 1
+        s["docs"] += r["docs"]
+        s["wall_s"] += r["wall_s"]
+        s["cpu_s"] += r["cpu_s"]
+        s["peak_rss_mib"] = max(s["peak_rss_mib"], r["peak_rss_mib"])
+        s["runs_docs_per_s"].append(r["docs_per_s"])
+    for s in summary.values():
+        s["docs_per_s"] = s["docs"] / s["wall_s"] if s["wall_s"] > 0 else 0.0
+        s["cpu_s_per_run"] = s["cpu_s"] / s["runs"]
+    raw, raw_lf, naive = (summary[name]["docs_per_s"] if name in summary else None
+                          for name in (RAW, RAW_LF, NAIVE))
+    for s in summary.values():
+        s["ratio_to_raw"] = s["docs_per_s"] / raw if raw else None
+        s["ratio_to_raw_logferry_docs"] = s["docs_per_s"] / raw_lf if raw_lf else None
+        s["ratio_to_naive"] = s["docs_per_s"] / naive if naive else None
+    return list(summary.values())
 
 
 def format_results(results: dict[str, Any]) -> str:
@@ -494,26 +508,33 @@ def format_results(results: dict[str, Any]) -> str:
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results["loaders"]:
-        label = f"{r['loader']} #{r.get('run', 1)}{' *' if r.get('best') else ''}"
+        label = f"{r['loader']} #{r.get('run', 1)}"
         if not r.get("measured"):
-            rows.append([label, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-",
-                         "not measured"])
-            notes.append(f"  {r['loader']}: not measured: {r['reason']}")
+            rows.append([label, "-", "-", "-", "-", "-", "-", "-", "not measured"])
+            notes.append(f"  {label}: not measured: {r['reason']}")
             continue
         check = "ok" if r["count_ok"] else f"{r['docs_in_index']:,} != N"
         cpu = r.get("cpu") or {}
         rows.append([label, num(r["docs"]), num(r["wall_s"], 2), num(r["docs_per_s"]),
                      num(r["cpu_s"], 2), num(r["peak_rss_mib"], 1),
-                     times(r.get("ratio_to_raw")), times(r.get("ratio_to_raw_logferry_docs")),
-                     times(r.get("ratio_to_naive")),
                      num(cpu.get("services_cpu_s", {}).get("opensearch"), 1),
                      num(cpu.get("other_cores"), 2), check])
-    out = [head, table(["loader", "docs", "wall s", "docs/s", "CPU s", "peak RSS MiB",
-                        "ratio to raw", "to raw lf docs", "ratio to naive",
-                        "OpenSearch CPU s", "others' cores",
-                        "index count"], rows)]
+    out = [head, "each run:", table(["loader", "docs", "wall s", "docs/s", "CPU s",
+                                     "peak RSS MiB", "OpenSearch CPU s", "others' cores",
+                                     "index count"], rows)]
+    summary_rows = [[s["loader"], str(s["runs"]),
+                     " / ".join(num(x) for x in s["runs_docs_per_s"]), num(s["docs_per_s"]),
+                     num(s["cpu_s_per_run"], 2), num(s["peak_rss_mib"], 1),
+                     times(s["ratio_to_raw"]), times(s["ratio_to_raw_logferry_docs"]),
+                     times(s["ratio_to_naive"])]
+                    for s in results.get("summary", [])]
+    out += ["each loader, its runs together (docs / wall s of both):",
+            table(["loader", "runs", "docs/s of each run", "docs/s", "CPU s per run",
+                   "peak RSS MiB", "ratio to raw", "to raw lf docs", "ratio to naive"],
+                  summary_rows)]
     out.append("  #1, #2: each loader ran twice, in mirrored order (A B C D E E D C B A); "
-               "* marks its better run, which the ratios compare against")
+               "the ratios divide the total documents of both runs by their total time, so "
+               "a steady drift of the node's speed cancels out")
     for r in results["loaders"]:
         label = f"{r['loader']} #{r.get('run', 1)}"
         if r.get("measured") and r["loader"] in (RAW, RAW_LF):
