@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="skip the agent's 20 s steady-state memory run")
     parser.add_argument("--no-containers", action="store_true",
                         help="skip the agent's extra container-log (CRI parsed) run")
+    parser.add_argument("--split-cores", action="store_true",
+                        help="indexer benchmark: OpenSearch alone on one CPU, Kafka and the "
+                             "loaders on the others (as if the node had machines of its own)")
     args = parser.parse_args(argv)
 
     from benchmarks.agent import bench as agent_bench
@@ -42,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
                                 containers=not args.no_containers))))
         if args.only in (None, "indexer"):
             plan.append(("indexer", lambda: indexer_bench.format_results(
-                indexer_bench.run(ep, args.records))))
+                indexer_bench.run(ep, args.records, split=args.split_cores))))
         for name, step in plan:
             try:
                 tables.append(step())

@@ -99,6 +99,42 @@ def paused(pids: dict[str, int], name: str) -> Iterator[None]:
         print(f"bench stack: {name} continued", flush=True)
 
 
+def _pin_process(pid: int, cpus: set[int]) -> None:
+    """Every thread of ``pid`` onto ``cpus``; threads it starts later inherit the mask of the
+    thread that starts them. A thread that ends meanwhile is skipped."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with contextlib.suppress(ProcessLookupError):
+            os.sched_setaffinity(int(tid), cpus)
+
+
+@contextlib.contextmanager
+def split_cores(pids: dict[str, int]) -> Iterator[dict[str, list[int]]]:
+    """OpenSearch alone on the first CPU, everything else of the benchmark (Kafka, this harness
+    and the programs it starts) on the others, for the block; then all back on every CPU.
+
+    This stands for a deployment where the node has machines of its own: the loaders no longer
+    take CPU from it, so what separates them from its ceiling is how well they keep it busy.
+    Yields which CPUs went to which side; nothing changes on a machine with one CPU."""
+    every = sorted(os.sched_getaffinity(0))
+    if len(every) < 2 or "opensearch" not in pids:
+        yield {}
+        return
+    node, rest = {every[0]}, set(every[1:])
+    others = [pid for name, pid in pids.items() if name != "opensearch"]
+    _pin_process(pids["opensearch"], node)
+    for pid in others:
+        _pin_process(pid, rest)
+    _pin_process(os.getpid(), rest)  # the programs it starts inherit this
+    print(f"bench stack: OpenSearch on CPU {sorted(node)}, the rest on {sorted(rest)}",
+          flush=True)
+    try:
+        yield {"opensearch": sorted(node), "others": sorted(rest)}
+    finally:
+        for pid in [pids["opensearch"], *others, os.getpid()]:
+            with contextlib.suppress(OSError):
+                _pin_process(pid, set(every))
+
+
 # -- measured processes ------------------------------------------------------------------------
 
 @dataclass(frozen=True)

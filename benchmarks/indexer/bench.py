@@ -47,6 +47,7 @@ from benchmarks._harness import (
     machine,
     num,
     quiet_client_logs,
+    split_cores,
     table,
     times,
     wait_until,
@@ -363,7 +364,17 @@ def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: st
 
 # -- the run -----------------------------------------------------------------------------------
 
-def run(ep: Endpoints, records: int) -> dict[str, Any]:
+def run(ep: Endpoints, records: int, split: bool = False) -> dict[str, Any]:
+    """The whole indexer benchmark; with ``split``, OpenSearch runs alone on one CPU and
+    everything else on the others (see :func:`split_cores`)."""
+    with split_cores(ep.pids) if split else contextlib.nullcontext({}) as cores:
+        results = _run(ep, records)
+    results["cores"] = cores
+    results["results_file"] = str(write_results("indexer", results))
+    return results
+
+
+def _run(ep: Endpoints, records: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-indexer-{tag}"
     dead_letter = f"bench-indexer-dlq-{tag}"
@@ -433,7 +444,6 @@ def run(ep: Endpoints, records: int) -> dict[str, Any]:
             _keep_logs(work)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     results["summary"] = _add_ratios(results["loaders"])
-    results["results_file"] = str(write_results("indexer", results))
     return results
 
 
@@ -505,6 +515,10 @@ def format_results(results: dict[str, Any]) -> str:
             f"from one 3-partition topic -> OpenSearch {results['opensearch']}, fresh index "
             f"per loader, same template; {results['machine']['cpus']} CPUs, load avg "
             f"{results['machine']['loadavg'][0]:.2f} at start")
+    cores = results.get("cores") or {}
+    if cores:
+        head += (f"\nsplit cores: OpenSearch alone on CPU {cores['opensearch']}, Kafka and the "
+                 f"loaders on {cores['others']} (as if the node had machines of its own)")
     rows: list[list[str]] = []
     notes: list[str] = []
     for r in results["loaders"]:
@@ -557,10 +571,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=200_000,
                         help="log lines (= documents) in the topic, in wire v2 records of "
                         "a few hundred lines (default 200,000)")
+    parser.add_argument("--split-cores", action="store_true",
+                        help="OpenSearch alone on one CPU, Kafka and the loaders on the others")
     args = parser.parse_args(argv)
     quiet_client_logs()
     with bench_stack() as ep:
-        results = run(ep, args.records)
+        results = run(ep, args.records, split=args.split_cores)
     print()
     print(format_results(results))
 
