@@ -1,7 +1,7 @@
 """``python -m benchmarks`` (``make bench``): the agent and the indexer benchmarks in one run on
 one dedicated dev stack, then both tables. Sizes default to 1,000,000 lines (agent) and
-200,000 lines in wire v2 records (indexer); the whole run takes a few minutes on a 2-core
-machine."""
+200,000 lines in wire v2 records (indexer, each loader four times: about 7-8 minutes on a
+2-core machine)."""
 
 from __future__ import annotations
 
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split-cores", action="store_true",
                         help="indexer benchmark: OpenSearch alone on one CPU, Kafka and the "
                              "loaders on the others (as if the node had machines of its own)")
+    parser.add_argument("--cycles", type=int, default=2,
+                        help="indexer benchmark: mirrored cycles, two runs of each loader per "
+                             "cycle (default 2)")
     args = parser.parse_args(argv)
 
     from benchmarks.agent import bench as agent_bench
@@ -45,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                                 containers=not args.no_containers))))
         if args.only in (None, "indexer"):
             plan.append(("indexer", lambda: indexer_bench.format_results(
-                indexer_bench.run(ep, args.records, split=args.split_cores))))
+                indexer_bench.run(ep, args.records, split=args.split_cores,
+                                  cycles=args.cycles))))
         for name, step in plan:
             try:
                 tables.append(step())

@@ -364,25 +364,29 @@ def run_logferry(ep: Endpoints, kafka: KafkaTool, topic: str, n: int, prefix: st
 
 # -- the run -----------------------------------------------------------------------------------
 
-def run(ep: Endpoints, records: int, split: bool = False) -> dict[str, Any]:
-    """The whole indexer benchmark; with ``split``, OpenSearch runs alone on one CPU and
-    everything else on the others (see :func:`split_cores`)."""
+def run(ep: Endpoints, records: int, split: bool = False, cycles: int = 2) -> dict[str, Any]:
+    """The whole indexer benchmark: every loader ``2 * cycles`` times. With ``split``,
+    OpenSearch runs alone on one CPU and everything else on the others (see
+    :func:`split_cores`)."""
+    if cycles < 1:
+        raise ValueError(f"cycles must be 1 or more, not {cycles}")
     with split_cores(ep.pids) if split else contextlib.nullcontext({}) as cores:
-        results = _run(ep, records)
+        results = _run(ep, records, cycles)
     results["cores"] = cores
     results["results_file"] = str(write_results("indexer", results))
     return results
 
 
-def _run(ep: Endpoints, records: int) -> dict[str, Any]:
+def _run(ep: Endpoints, records: int, cycles: int) -> dict[str, Any]:
     tag = uuid.uuid4().hex[:8]
     topic = f"bench-indexer-{tag}"
     dead_letter = f"bench-indexer-dlq-{tag}"
-    prefixes = {f"{kind}{k}": f"bench-{kind}{k}-{tag}" for k in (1, 2)
+    runs = range(1, 2 * cycles + 1)
+    prefixes = {f"{kind}{k}": f"bench-{kind}{k}-{tag}" for k in runs
                 for kind in ("raw", "rawlf", "naive", "logferry", "fields")}
     prefixes["warm"] = f"bench-warm-{tag}"
-    dead_letters = [f"{dead_letter}-{kind}{k}" for k in (1, 2) for kind in ("lf", "lff")]
-    results: dict[str, Any] = {"benchmark": "indexer", "records": records,
+    dead_letters = [f"{dead_letter}-{kind}{k}" for k in runs for kind in ("lf", "lff")]
+    results: dict[str, Any] = {"benchmark": "indexer", "records": records, "cycles": cycles,
                                "brokers": ep.brokers, "opensearch": ep.opensearch_url,
                                "machine": machine(), "loaders": []}
     with tempfile.TemporaryDirectory(prefix="logferry-bench-indexer-") as tmp, \
@@ -422,11 +426,14 @@ def _run(ep: Endpoints, records: int) -> dict[str, Any]:
                 ]
 
             # The node's rate drifts during a run (the JIT, the shared machine's CPU speed,
-            # other load; usually upwards): every loader runs twice, in mirrored order
-            # (A B C D E E D C B A), and both runs count together, so that a steady drift
-            # favours none of them.
-            for i, (name, prefix, runner) in enumerate(plan(1) + plan(2)[::-1]):
-                k = 1 if i < 5 else 2
+            # other load; usually upwards): every loader runs twice per cycle, in mirrored
+            # order (A B C D E E D C B A), and all its runs count together, so that a steady
+            # drift favours none of them.
+            order = [(k, step) for c in range(cycles)
+                     for k, steps in ((2 * c + 1, plan(2 * c + 1)),
+                                      (2 * c + 2, plan(2 * c + 2)[::-1]))
+                     for step in steps]
+            for k, (name, prefix, runner) in order:
                 print(f"indexer bench: {name}, run {k} ...", flush=True)
                 res = runner()
                 res["run"] = k  # also on a run that was not measured
@@ -542,13 +549,16 @@ def format_results(results: dict[str, Any]) -> str:
                      times(s["ratio_to_raw"]), times(s["ratio_to_raw_logferry_docs"]),
                      times(s["ratio_to_naive"])]
                     for s in results.get("summary", [])]
-    out += ["each loader, its runs together (docs / wall s of both):",
+    out += ["each loader, its runs together (docs / wall s of all):",
             table(["loader", "runs", "docs/s of each run", "docs/s", "CPU s per run",
                    "peak RSS MiB", "ratio to raw", "to raw lf docs", "ratio to naive"],
                   summary_rows)]
-    out.append("  #1, #2: each loader ran twice, in mirrored order (A B C D E E D C B A); "
-               "the ratios divide the total documents of both runs by their total time, so "
-               "a steady drift of the node's speed cancels out")
+    cycles = results.get("cycles", 1)
+    repeated = f", {cycles} times over" if cycles > 1 else ""
+    out.append(f"  #1, #2{', ...' if cycles > 1 else ''}: each loader ran {2 * cycles} times, "
+               f"in mirrored order (A B C D E E D C B A{repeated}); the ratios divide the "
+               "total documents of its runs by their total time, so a steady drift of the "
+               "node's speed cancels out")
     for r in results["loaders"]:
         label = f"{r['loader']} #{r.get('run', 1)}"
         if r.get("measured") and r["loader"] in (RAW, RAW_LF):
@@ -573,10 +583,13 @@ def main(argv: list[str] | None = None) -> None:
                         "a few hundred lines (default 200,000)")
     parser.add_argument("--split-cores", action="store_true",
                         help="OpenSearch alone on one CPU, Kafka and the loaders on the others")
+    parser.add_argument("--cycles", type=int, default=2,
+                        help="mirrored cycles (A B C D E E D C B A): each loader runs twice "
+                             "per cycle (default 2)")
     args = parser.parse_args(argv)
     quiet_client_logs()
     with bench_stack() as ep:
-        results = run(ep, args.records, split=args.split_cores)
+        results = run(ep, args.records, split=args.split_cores, cycles=args.cycles)
     print()
     print(format_results(results))
 
