@@ -487,9 +487,10 @@ def _add_ratios(loaders: list[dict[str, Any]]) -> list[dict[str, Any]]:
     to the references taken the same way; returns one summary per loader, in run order.
 
     In the mirrored order (A B C D E E D C B A) a steady drift of the node's speed, which is
-    usually upwards, cancels out of the sum of each loader's two times. The better run of
-    each would not cancel it: it favours the loaders whose runs sit at the ends, the raw
-    loaders, over the ones in the middle."""
+    usually upwards, cancels out of the sum of each loader's times. The better run of each
+    would not cancel it: it favours the loaders whose runs sit at the ends, the raw loaders,
+    over the ones in the middle. A run that was not measured is left out (``runs`` says how
+    many counted)."""
     summary: dict[str, dict[str, Any]] = {}
     for r in loaders:
         if not r.get("measured"):

