@@ -450,7 +450,7 @@ def _run(ep: Endpoints, records: int, cycles: int) -> dict[str, Any]:
             kafka.delete_topics([topic, *dead_letters])
             _keep_logs(work)
     results["machine"]["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
-    results["summary"] = _add_ratios(results["loaders"])
+    results["summary"] = _summarize(results["loaders"])
     return results
 
 
@@ -482,7 +482,7 @@ def _keep_logs(work: Path) -> None:
             shutil.copyfile(log, dest / log.name)
 
 
-def _add_ratios(loaders: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _summarize(loaders: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each loader's runs taken together (total documents over total time) and its ratios
     to the references taken the same way; returns one summary per loader, in run order.
 

@@ -10,7 +10,12 @@ from hypothesis import strategies as st
 
 from indexer.stages.document import to_document
 from indexer.stages.limits import TRUNCATION_MARKER
-from indexer.stages.process import Processed, Processor
+from indexer.stages.process import (
+    Processed,
+    Processor,
+    _no_root_conflict,
+    _resolve_root_conflicts,
+)
 from logferry.config._processing import RESERVED_FIELDS, ProcessingSettings
 from logferry.wire import LogRecord
 
@@ -218,8 +223,6 @@ _conflict_keys = st.one_of(
 @given(st.dictionaries(_conflict_keys, st.integers(), max_size=6))
 def test_the_fast_root_check_never_hides_a_conflict(fields: dict[str, Any]) -> None:
     """Where the C-level check says "no conflict", the per-key walk changes nothing."""
-    from indexer.stages.process import _no_root_conflict, _resolve_root_conflicts
-
     walked, flags = dict(fields), []
     _resolve_root_conflicts(walked, flags)
     if _no_root_conflict(fields):
@@ -227,8 +230,6 @@ def test_the_fast_root_check_never_hides_a_conflict(fields: dict[str, Any]) -> N
 
 
 def test_the_fast_root_check_passes_plain_keys_only() -> None:
-    from indexer.stages.process import _no_root_conflict
-
     assert _no_root_conflict({"user": 1, "trace_id": "x", "x_y": 2})
     assert _no_root_conflict({})
     for key in ("host", "_id", "a.b", ".x", "\0_", "attributes"):
