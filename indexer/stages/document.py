@@ -9,12 +9,13 @@ from __future__ import annotations
 import hashlib
 import re
 from binascii import b2a_base64
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import orjson
 
-from indexer.stages.process import Processor
+from indexer.stages.process import Processor, Shaped
 from logferry.config._processing import RESERVED_FIELDS
 from logferry.wire import (
     SINGLE_LINE_VERSION,
@@ -117,6 +118,30 @@ _loads = orjson.loads
 _dumps = orjson.dumps
 _blake2b = hashlib.blake2b
 _NO_FLAGS: list[Any] = []  # only ever read
+_NO_K8S: tuple[None, None] = (None, None)
+# Per file: {"name": host}, {"path": path}, {"fid", "kind"}, b"fid@" (the id's hash input),
+# and the same parts serialized for the C assembler: b'"host":{...},"log":{"file":{...},
+# "offset":' and b'"logferry":{"fid":...,"kind":...'.
+_FileParts = tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes, bytes, bytes]
+# kubernetes.* fields, and b',"kubernetes":{...}' (None where they do not serialize)
+_Kubernetes = tuple[dict[str, Any], bytes | None]
+
+
+def _compiled() -> Callable[..., bytes | None] | None:
+    try:
+        from indexer.stages._document import assemble, set_dumps, set_reserved
+    except ImportError:
+        return None
+    set_dumps(_dumps)  # floats, ints beyond 64 bits...: written by orjson's own rules
+    set_reserved(RESERVED_FIELDS)
+    return assemble
+
+
+# Whether the build made the C assembler (indexer/stages/_document.c, an optional extension):
+# a document written straight into one buffer instead of built as a dict, serialized whole and
+# hashed in three calls.
+_ASSEMBLE = _compiled()
+COMPILED = _ASSEMBLE is not None
 
 
 class DocumentBuilder:
@@ -130,6 +155,8 @@ class DocumentBuilder:
     parts of the document (``host``, ``log.file``, ``logferry``, the id's hash input) and the
     action line of each index built once and shared, and ``kubernetes.*`` built once per
     distinct ``k8s`` object. Shared parts are only ever read (serialized), never modified.
+    Where the C assembler is built, each document is written from those parts, already
+    serialized, straight into its bytes (:meth:`_lines_py` is its twin).
     """
 
     def __init__(self, processor: Processor, index_for: IndexNamer) -> None:
@@ -138,17 +165,18 @@ class DocumentBuilder:
         self._daily = index_for.daily
         self._now: datetime | None = None
         self._event: dict[str, Any] = {}
+        self._event_part = b""
+        self._assemble = _ASSEMBLE
         self._ingested = ""
         # (fid, path, host, kind) -> ({"name": host}, {"path": path}, {"fid", "kind"}, fid@)
-        self._files: dict[tuple[str, str, str, str],
-                          tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes]] = {}
+        self._files: dict[tuple[str, str, str, str], _FileParts] = {}
         # index key (the date, and the namespace unless daily) -> start of the action line
         self._actions: dict[Any, bytes] = {}
         # the k8s object as JSON -> its kubernetes.* fields
-        self._kubernetes: dict[bytes, dict[str, Any]] = {}
+        self._kubernetes: dict[bytes, _Kubernetes] = {}
         # the last k8s object seen (held, so never another object at the same address) and
         # its fields
-        self._last_k8s: tuple[object, dict[str, Any]] = (None, {})
+        self._last_k8s: tuple[object, _Kubernetes] = (None, ({}, None))
 
     def begin(self, now: datetime, ingested: str) -> None:
         """Set the time of the records that follow: ``now`` for the processing stages and
@@ -156,6 +184,7 @@ class DocumentBuilder:
         self._now = now
         self._ingested = ingested
         self._event = {"ingested": ingested}
+        self._event_part = b'"event":{"ingested":%s' % _dumps(ingested)
 
     def build_lines(self, value: bytes) -> list[bytes]:
         """The bulk lines of each line of one wire record (v1 or v2), in order;
@@ -218,10 +247,37 @@ class DocumentBuilder:
         parts = self._files.get(key)
         if parts is None:
             parts = self._file_parts(key)
-        host_obj, file_obj, meta, hash_head = parts
+        shaped = self._shape(line, ts, now)
 
-        fields, timestamp, level, message, more_flags, original = self._shape(line, ts, now)
+        if self._daily:
+            action = self._actions.get(ts[:10])
+            if action is None:
+                action = self._action(ts[:10], ts, k8s)
+        else:
+            namespace = str((k8s or {}).get("namespace") or "none")
+            action = self._actions.get((ts[:10], namespace))
+            if action is None:
+                action = self._action((ts[:10], namespace), ts, k8s)
+        kubernetes, kubernetes_part = self._kubernetes_fields(k8s) if k8s else _NO_K8S
+        assemble = self._assemble
+        if assemble is not None and (kubernetes_part is not None or not k8s):
+            fields, timestamp, level, message, more_flags, original = shaped
+            out = assemble(action, parts[3], off, timestamp, message, parts[4],
+                           stream or None, level, parts[5],
+                           [*flags, *more_flags] if flags or more_flags else None,
+                           self._event_part, original, kubernetes_part, fields)
+            if out is not None:
+                return out
+        return self._lines_py(action, parts, fid, kind, off, flags, kubernetes, stream,
+                              shaped)
 
+    def _lines_py(self, action: bytes, parts: _FileParts, fid: str, kind: str, off: int,
+                  flags: list[Any], kubernetes: dict[str, Any] | None, stream: str | None,
+                  shaped: Shaped) -> bytes:
+        """The bulk lines as a dict serialized whole: the C assembler's twin, and what runs
+        where it is not built or declines a document."""
+        host_obj, file_obj, meta, hash_head = parts[:4]
+        fields, timestamp, level, message, more_flags, original = shaped
         log: dict[str, Any] = {"file": file_obj, "offset": off}
         if stream:
             log["stream"] = stream
@@ -235,32 +291,24 @@ class DocumentBuilder:
             "event": self._event if original is None else {"ingested": self._ingested,
                                                            "original": original},
         }
-        if k8s:
-            doc["kubernetes"] = self._kubernetes_fields(k8s)
+        if kubernetes is not None:
+            doc["kubernetes"] = kubernetes
         for name, field in fields.items():
             if name not in RESERVED_FIELDS:
                 doc[name] = field
-
-        if self._daily:
-            action = self._actions.get(ts[:10])
-            if action is None:
-                action = self._action(ts[:10], ts, k8s)
-        else:
-            namespace = str((k8s or {}).get("namespace") or "none")
-            action = self._actions.get((ts[:10], namespace))
-            if action is None:
-                action = self._action((ts[:10], namespace), ts, k8s)
         doc_id = b2a_base64(_blake2b(b"%s%d" % (hash_head, off), digest_size=15).digest(),
                             newline=False).translate(_URLSAFE)
         return b'%s%s"}}\n%s\n' % (action, doc_id, _dumps(doc))
 
-    def _file_parts(self, key: tuple[str, str, str, str]
-                    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes]:
+    def _file_parts(self, key: tuple[str, str, str, str]) -> _FileParts:
         fid, path, host, kind = key
         if len(self._files) >= _CACHE_MAX:
             self._files.clear()
-        parts = self._files[key] = ({"name": host}, {"path": path},
-                                    {"fid": fid, "kind": kind}, f"{fid}@".encode())
+        parts = self._files[key] = (
+            {"name": host}, {"path": path}, {"fid": fid, "kind": kind}, f"{fid}@".encode(),
+            b'"host":{"name":%s},"log":{"file":{"path":%s},"offset":' % (_dumps(host),
+                                                                          _dumps(path)),
+            b'"logferry":{"fid":%s,"kind":%s' % (_dumps(fid), _dumps(kind)))
         return parts
 
     def _action(self, key: Any, ts: str, k8s: dict[str, Any] | None) -> bytes:
@@ -270,7 +318,7 @@ class DocumentBuilder:
         action = self._actions[key] = b'{"create":{"_index":%s,"_id":"' % _dumps(index)
         return action
 
-    def _kubernetes_fields(self, k8s: dict[str, Any]) -> dict[str, Any]:
+    def _kubernetes_fields(self, k8s: dict[str, Any]) -> _Kubernetes:
         # Every line of a v2 record shares one k8s object: it is looked up once.
         if k8s is self._last_k8s[0]:
             return self._last_k8s[1]
@@ -278,14 +326,15 @@ class DocumentBuilder:
         self._last_k8s = (k8s, found)
         return found
 
-    def _kubernetes_lookup(self, k8s: dict[str, Any]) -> dict[str, Any]:
+    def _kubernetes_lookup(self, k8s: dict[str, Any]) -> _Kubernetes:
         try:
             key = _dumps(k8s)
         except TypeError:  # not from JSON after all
-            return kubernetes_fields(k8s)
+            return kubernetes_fields(k8s), None
         found = self._kubernetes.get(key)
         if found is None:
             if len(self._kubernetes) >= _CACHE_MAX:
                 self._kubernetes.clear()
-            found = self._kubernetes[key] = kubernetes_fields(k8s)
+            fields = kubernetes_fields(k8s)
+            found = self._kubernetes[key] = (fields, b',"kubernetes":%s' % _dumps(fields))
         return found

@@ -25,6 +25,7 @@ the index rejected. :func:`cap_fields` bounds one record:
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import islice
 from typing import Any
@@ -66,8 +67,8 @@ def cap_fields_detailed(fields: dict[str, Any], max_fields: int, max_value_bytes
 _FLAT_TYPES = frozenset({str, int, float, bool, type(None)})
 
 
-def needs_no_capping(fields: dict[str, Any], source_chars: int, max_fields: int,
-                     max_value_bytes: int) -> bool:
+def needs_no_capping_py(fields: dict[str, Any], source_chars: int, max_fields: int,
+                        max_value_bytes: int) -> bool:
     """Whether ``fields``, parsed from a text of ``source_chars`` characters, is certainly left
     unchanged by :func:`cap_fields` (whatever ``max_depth``): flat, few enough keys, keys that
     need no mending, and strings that cannot be too long (a parsed string is never longer than
@@ -84,6 +85,23 @@ def needs_no_capping(fields: dict[str, Any], source_chars: int, max_fields: int,
         return "" not in fields and "." not in "\n".join(fields)
     except TypeError:  # a key that is not a string: let the walk turn it into one
         return False
+
+
+def _compiled() -> Callable[[dict[str, Any], int, int, int], bool] | None:
+    try:
+        from indexer.stages._limits import needs_no_capping
+    except ImportError:
+        return None
+    return needs_no_capping
+
+
+_needs_no_capping_c = _compiled()
+# Whether the build made the C twin (indexer/stages/_limits.c, an optional extension): one pass
+# over the dict instead of a set of types and a join, about 1 us less a parsed line.
+COMPILED = _needs_no_capping_c is not None
+needs_no_capping: Callable[[dict[str, Any], int, int, int], bool] = (
+    _needs_no_capping_c or needs_no_capping_py)
+"""Whether ``fields`` needs no capping: :func:`needs_no_capping_py`, in C where built."""
 
 
 class _Capper:

@@ -1,9 +1,11 @@
 """The indexer's one-pass DocumentBuilder against the reference path it replaces:
 decode_lines -> to_document -> Processor.process().apply -> bulk_lines, byte for byte; and a
-line of a v2 record against the same line alone in a v1 record."""
+line of a v2 record against the same line alone in a v1 record. Every test runs twice: with
+the C assembler (indexer/stages/_document.c) where it is built, and with its Python twin."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Any
@@ -15,12 +17,31 @@ from hypothesis import strategies as st
 
 from indexer.stages import document
 from indexer.stages.document import DocumentBuilder, IndexNamer, bulk_lines, to_document
-from indexer.stages.process import Processor
-from logferry.config._processing import ProcessingSettings
+from indexer.stages.process import Processor, Shaped
+from logferry.config._processing import RESERVED_FIELDS, ProcessingSettings
 from logferry.errors import WireFormatError
-from logferry.wire import LogRecord, batch_head, decode_lines, encode, encode_batch
+from logferry.wire import (
+    LogRecord,
+    batch_head,
+    decode_lines,
+    encode,
+    encode_batch,
+    origin_id,
+)
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(autouse=True, params=["c", "python"])
+def assembler(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Which way builders made in the test write documents."""
+    if request.param == "python":
+        monkeypatch.setattr(document, "_ASSEMBLE", None)
+    elif not document.COMPILED:
+        pytest.skip("the C assembler is not built")
+    return str(request.param)
+
+
 INGESTED = "2026-11-25T12:00:00.123456Z"
 NGINX = ('10.0.0.1 - - [25/Nov/2026:11:00:00 +0000] "GET /healthz HTTP/1.1" 200 612 "-" '
          '"kube-probe/1.31"')
@@ -324,3 +345,143 @@ def test_valid_records_take_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setattr(document, "decode_lines", refuse)
     for value in [*batches(), *records()]:
         assert builder.build_lines(value)
+
+
+# -- the C assembler (indexer/stages/_document.c) against its Python twin ----------------------
+
+def test_the_c_assembler_is_built_where_a_compiler_is(c_compiler: str) -> None:
+    # setup.py builds it as optional: a broken build would fall back silently and slowly.
+    assert document.COMPILED
+
+
+def _c_twin() -> None:
+    if not document.COMPILED:
+        pytest.skip("the C assembler is not built")
+
+
+@settings(max_examples=300, deadline=None)
+@given(head=st.binary(max_size=300), tail=st.binary(max_size=300))
+def test_the_c_digest_is_blake2b(head: bytes, tail: bytes) -> None:
+    _c_twin()
+    from indexer.stages._document import digest
+    assert digest(head, tail) == hashlib.blake2b(head + tail, digest_size=15).digest()
+
+
+def test_the_c_digest_across_block_boundaries() -> None:
+    _c_twin()
+    from indexer.stages._document import digest
+    for n in (0, 1, 127, 128, 129, 255, 256, 257, 1000):
+        data = bytes(range(256)) * 4
+        for cut in (0, n // 2, n):
+            assert (digest(data[:cut], data[cut:n])
+                    == hashlib.blake2b(data[:n], digest_size=15).digest())
+
+
+# Text with what JSON escapes (quotes, backslashes, every control character) and what it does
+# not (DEL, U+2028, non-ASCII, astral); values of every kind orjson writes, floats and ints up
+# to 64 bits unsigned (written by orjson itself) included.
+_text = st.text(alphabet=st.one_of(
+    st.characters(max_codepoint=0x7F), st.sampled_from('"\\\x7f\u2028é✓😀'),
+    st.characters(exclude_categories=("Cs",))), max_size=40)
+_scalar = st.one_of(st.none(), st.booleans(), st.integers(-2**63, 2**64 - 1), st.floats(),
+                    _text)
+
+
+def _values(scalar: st.SearchStrategy[Any], key: st.SearchStrategy[Any]
+            ) -> st.SearchStrategy[Any]:
+    return st.recursive(scalar, lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.tuples(inner, inner),
+        st.dictionaries(key, inner, max_size=4)), max_leaves=12)
+
+
+_fields = st.dictionaries(st.one_of(_text, st.sampled_from(sorted(RESERVED_FIELDS
+                                                                  | {"attributes"}))),
+                          _values(_scalar, _text), max_size=6)
+# What orjson refuses: lone surrogates, ints beyond 64 bits, keys that are not str.
+_refused = st.one_of(st.just("\ud800"), _text.map(lambda t: t + "\udfff"),
+                     st.integers(2**64, 2**70), st.integers(-2**70, -2**63 - 1),
+                     st.dictionaries(st.integers(0, 3), _scalar, min_size=1, max_size=2))
+
+
+def _both_ways(shaped: Shaped, host: str, path: str, fid: str, off: int, flags: list[Any],
+               k8s: dict[str, Any] | None, stream: str | None) -> list[bytes | type]:
+    """The bulk lines of one shaped line, by the C assembler and by its twin (or the type of
+    the error each raised)."""
+    out: list[bytes | type] = []
+    for c in (True, False):
+        builder = DocumentBuilder(Processor(ProcessingSettings()),
+                                  IndexNamer("{prefix}-{namespace}-{date}", "logs"))
+        builder.begin(NOW, INGESTED)
+        if not c:
+            builder._assemble = None
+        builder._shape = lambda line, ts, now: shaped  # type: ignore[method-assign]
+        try:
+            out.append(builder._lines("2026-11-25T11:00:00Z", host, "container", path, fid,
+                                      off, "line", flags, k8s, stream))
+        except orjson.JSONEncodeError as exc:
+            out.append(type(exc))
+    return out
+
+
+@settings(max_examples=1500, deadline=None)
+@given(fields=_fields, message=_text, timestamp=_text, level=st.one_of(st.none(), _text),
+       original=st.one_of(st.none(), _text), more_flags=st.lists(_text, max_size=2),
+       flags=st.lists(st.one_of(_text, st.integers(-2**63, 2**63 - 1), st.none()), max_size=2),
+       stream=st.one_of(st.none(), st.just(""), _text), k8s=st.sampled_from(K8S),
+       off=st.integers(0, 2**63 - 1), path=_text, host=_text, fid=_text)
+def test_the_c_assembler_writes_what_its_twin_writes(
+        fields: dict[str, Any], message: str, timestamp: str, level: str | None,
+        original: str | None, more_flags: list[str], flags: list[Any], stream: str | None,
+        k8s: dict[str, Any] | None, off: int, path: str, host: str, fid: str) -> None:
+    """Any shaped result, not only what the processing stages give."""
+    _c_twin()
+    c, python = _both_ways((fields, timestamp, level, message, more_flags, original), host,
+                           path, fid, off, flags, k8s, stream)
+    assert isinstance(c, bytes)
+    assert c == python
+    action, doc = c.split(b"\n")[:2]
+    assert orjson.loads(action)["create"]["_id"] == origin_id(fid, off)
+    assert orjson.loads(doc)["message"] == message
+
+
+@settings(max_examples=300, deadline=None)
+@given(fields=_fields, refused=_refused, at=st.sampled_from(["field", "nested", "message",
+                                                            "flag", "off"]))
+def test_what_orjson_refuses_the_twin_refuses_too(fields: dict[str, Any], refused: Any,
+                                                  at: str) -> None:
+    """The C assembler declines; the twin then raises orjson's error (or, for an offset
+    beyond 64 bits, which only the hash takes, writes the document)."""
+    _c_twin()
+    message, flags, off = "m", ["split"], 7
+    if at == "field":
+        fields = {**fields, "odd": refused}
+    elif at == "nested":
+        fields = {"attributes": {"a": [1, {"odd": refused}]}}
+    elif at == "message" and isinstance(refused, str):
+        message = refused
+    elif at == "flag":
+        flags = [refused]
+    elif at == "off" and isinstance(refused, int) and refused > 0:
+        off = refused
+    c, python = _both_ways((fields, "t", None, message, [], None), "h", "/p", "f", off, flags,
+                           None, None)
+    assert c == python
+
+
+def test_the_c_assembler_declines_what_it_does_not_write() -> None:
+    """None: the Python twin then writes the document (or raises orjson's error)."""
+    _c_twin()
+    from indexer.stages._document import assemble
+    args: list[Any] = [b"A", b"f@", 1, "t", "m", b"F", None, None, b"M", None, b"E", None,
+                       None, {}]
+    assert assemble(*args) == (b'A%s"}}\n{"@timestamp":"t","message":"m",F1},M},E}}\n'
+                               % origin_id("f", 1).encode())
+    for at, value in ((2, 2**64), (4, "\ud800"), (13, {1: "x"}), (13, {"a": {2: 1}}),
+                      (13, {"a": object()}), (13, {"a": "\udfff"})):
+        odd = list(args)
+        odd[at] = value
+        assert assemble(*odd) is None, (at, value)
+    nested: Any = 1
+    for _ in range(300):
+        nested = [nested]
+    assert assemble(*args[:13], {"deep": nested}) is None

@@ -7,11 +7,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from indexer.stages import limits
 from indexer.stages.limits import (
     TRUNCATION_MARKER,
     cap_fields,
     cap_fields_detailed,
     needs_no_capping,
+    needs_no_capping_py,
 )
 
 MARKER_BYTES = len(TRUNCATION_MARKER.encode())
@@ -227,3 +229,35 @@ def test_shortcut_agrees_with_the_walk(fields: dict[str, Any], max_fields: int,
 def test_needs_no_capping_with_a_non_string_key() -> None:
     fields: dict[Any, Any] = {1: "x"}
     assert not needs_no_capping(fields, 1, 10, 1024)
+
+
+# -- the C twin of needs_no_capping (indexer/stages/_limits.c) ---------------------------------
+
+def test_the_c_check_is_built_where_a_compiler_is(c_compiler: str) -> None:
+    # setup.py builds it as optional: a broken build would fall back silently and slowly.
+    assert limits.COMPILED
+    assert needs_no_capping is not needs_no_capping_py
+
+
+class _Key(str):
+    pass
+
+
+_keys = st.one_of(st.text(alphabet="ab.é_", max_size=4), st.sampled_from(["", ".", "a."]),
+                  st.text(max_size=3).map(_Key), st.integers(0, 2), st.none())
+_values = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=3),
+                    st.text(max_size=2).map(_Key), st.lists(st.integers(), max_size=1),
+                    st.dictionaries(st.text(max_size=1), st.integers(), max_size=1),
+                    st.tuples(st.integers()), st.just(b"x"))
+_bound = st.one_of(st.integers(-10, 300), st.integers(-2**62, 2**62))
+
+
+@settings(deadline=None, max_examples=2000)
+@given(st.dictionaries(_keys, _values, max_size=6), _bound, _bound, _bound)
+def test_the_c_check_answers_what_the_python_one_answers(
+        fields: dict[Any, Any], source_chars: int, max_fields: int,
+        max_value_bytes: int) -> None:
+    if not limits.COMPILED:
+        pytest.skip("the C twin is not built")
+    assert (needs_no_capping(fields, source_chars, max_fields, max_value_bytes)
+            is needs_no_capping_py(fields, source_chars, max_fields, max_value_bytes))
