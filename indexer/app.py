@@ -104,8 +104,15 @@ class Indexer:
         return (self._ready, "ok" if self._ready else "starting")
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.sink.start()
-        await self.sink.install_retention()
+        try:
+            await self.sink.start()
+            await self.sink.install_retention()
+        except BaseException:
+            # The Kafka clients were made with the indexer and never started: closed here, or
+            # each reports itself at exit as an unclosed client, an error line that misleads.
+            await self.dead_letters.stop()
+            await self.source.stop()
+            raise
         try:
             await self.source.start(_Rebalance(self))
             try:
