@@ -65,8 +65,12 @@ static uint64_t rotr64(uint64_t x, int n) { return (x >> n) | (x << (64 - n)); }
 static uint64_t load64(const uint8_t *p)
 {
     uint64_t v = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&v, p, 8);
+#else
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
+#endif
     return v;
 }
 
@@ -94,6 +98,8 @@ static void b2_compress(uint64_t h[8], const uint8_t block[128], uint64_t total,
         v[14] = ~v[14];
     for (int i = 0; i < 16; i++)
         m[i] = load64(block + 8 * i);
+    /* unrolled, the message schedule's indexes are constants: about twice as fast */
+#pragma GCC unroll 12
     for (int r = 0; r < 12; r++) {
         const uint8_t *s = B2_SIGMA[r];
         B2_G(0, 4, 8, 12, m[s[0]], m[s[1]]);
@@ -140,6 +146,24 @@ static void b2_digest(const uint8_t *head, size_t head_len, const char *tail, si
     b2_compress(h, block, total, 1);
     for (int i = 0; i < ID_BYTES; i++)
         out[i] = (uint8_t)(h[i / 8] >> (8 * (i % 8)));
+}
+
+/* n in decimal, as "%lld" writes it (snprintf's format parsing cost more than the digits);
+ * out holds at least 20 bytes. */
+static int format_int(long long n, char *out)
+{
+    char tmp[20];
+    unsigned long long u = n < 0 ? 0ULL - (unsigned long long)n : (unsigned long long)n;
+    int len = 0, i = 0;
+    do {
+        tmp[len++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (n < 0)
+        out[i++] = '-';
+    while (len)
+        out[i++] = tmp[--len];
+    return i;
 }
 
 static const char B64URL[] =
@@ -320,8 +344,7 @@ static int emit(Buf *b, PyObject *value, int depth)
         if (n == -1 && PyErr_Occurred())
             return ERROR;
         char digits[24];
-        int len = snprintf(digits, sizeof digits, "%lld", n);
-        return put(b, digits, len);
+        return put(b, digits, format_int(n, digits));
     }
     if (PyDict_CheckExact(value)) {
         if (put(b, "{", 1) < 0)
@@ -365,7 +388,7 @@ static int write_document(Buf *b, PyObject *const *args, long long off)
         return rc;
     if (put(b, ",", 1) < 0 || put_bytes(b, file_part) < 0)
         return ERROR;
-    if (put(b, digits, snprintf(digits, sizeof digits, "%lld", off)) < 0)
+    if (put(b, digits, format_int(off, digits)) < 0)
         return ERROR;
     if (stream != Py_None) {
         if (PUT_LIT(b, ",\"stream\":") < 0)
@@ -455,7 +478,7 @@ static PyObject *assemble(PyObject *self, PyObject *const *args, Py_ssize_t narg
         char digits[24];
         uint8_t digest[ID_BYTES];
         char id[ID_CHARS];
-        int n = snprintf(digits, sizeof digits, "%lld", off);
+        int n = format_int(off, digits);
         b2_digest((const uint8_t *)PyBytes_AS_STRING(args[1]),
                   (size_t)PyBytes_GET_SIZE(args[1]), digits, (size_t)n, digest);
         for (int i = 0, j = 0; i < ID_BYTES; i += 3, j += 4) {

@@ -444,6 +444,16 @@ def test_the_c_assembler_writes_what_its_twin_writes(
     assert orjson.loads(doc)["message"] == message
 
 
+def test_the_c_assembler_writes_ints_at_their_edges() -> None:
+    _c_twin()
+    for off in (0, 9, 10, 2**63 - 1):
+        fields = {"n": [0, -1, 9, 10, -10, 2**63 - 1, -2**63, 2**63, 2**64 - 1, 1.0, -0.0]}
+        c, python = _both_ways((fields, "t", None, "m", [], None), "h", "/p", "f", off, [],
+                               None, None)
+        assert isinstance(c, bytes)
+        assert c == python
+
+
 @settings(max_examples=300, deadline=None)
 @given(fields=_fields, refused=_refused, at=st.sampled_from(["field", "nested", "message",
                                                             "flag", "off"]))
