@@ -127,21 +127,27 @@ _FileParts = tuple[dict[str, Any], dict[str, Any], dict[str, Any], bytes, bytes,
 _Kubernetes = tuple[dict[str, Any], bytes | None]
 
 
-def _compiled() -> Callable[..., bytes | None] | None:
+_Assemble = Callable[..., bytes | None]
+_AssembleBatch = Callable[..., list[bytes]]
+
+
+def _compiled() -> tuple[_Assemble, _AssembleBatch] | None:
     try:
-        from indexer.stages._document import assemble, set_dumps, set_reserved
+        from indexer.stages._document import assemble, assemble_batch, set_dumps, set_reserved
     except ImportError:
         return None
     set_dumps(_dumps)  # floats, ints beyond 64 bits...: written by orjson's own rules
     set_reserved(RESERVED_FIELDS)
-    return assemble
+    return assemble, assemble_batch
 
 
 # Whether the build made the C assembler (indexer/stages/_document.c, an optional extension):
 # a document written straight into one buffer instead of built as a dict, serialized whole and
-# hashed in three calls.
-_ASSEMBLE = _compiled()
-COMPILED = _ASSEMBLE is not None
+# hashed in three calls; for a v2 record, every line shaped and written in one C loop.
+_C = _compiled()
+_ASSEMBLE: _Assemble | None = _C[0] if _C is not None else None
+_ASSEMBLE_BATCH: _AssembleBatch | None = _C[1] if _C is not None else None
+COMPILED = _C is not None
 
 
 class DocumentBuilder:
@@ -167,6 +173,7 @@ class DocumentBuilder:
         self._event: dict[str, Any] = {}
         self._event_part = b""
         self._assemble = _ASSEMBLE
+        self._assemble_batch = _ASSEMBLE_BATCH
         self._ingested = ""
         # (fid, path, host, kind) -> ({"name": host}, {"path": path}, {"fid", "kind"}, fid@)
         self._files: dict[tuple[str, str, str, str], _FileParts] = {}
@@ -225,6 +232,28 @@ class DocumentBuilder:
         """The lines of a v2 record; :class:`WireFormatError` (from the wire's own checks)
         before any line is built, so a bad record yields no line at all."""
         b = batch_columns(obj)
+        assemble_batch = self._assemble_batch
+        if assemble_batch is not None:
+            now = self._now
+            assert now is not None, "begin() first"
+            k8s = b.k8s
+            kubernetes, kubernetes_part = self._kubernetes_fields(k8s) if k8s else _NO_K8S
+            if kubernetes_part is not None or not k8s:
+                key = (b.fid, b.path, b.host, b.kind)
+                parts = self._files.get(key) or self._file_parts(key)
+
+                def action_of(ts: str) -> bytes:
+                    return self._action_of(ts, k8s)
+
+                def fallback(i: int, shaped: Shaped) -> bytes:
+                    return self._lines_py(action_of(b.stamps[i]), parts, b.fid, b.kind,
+                                          b.offs[i], b.flags.get(i, _NO_FLAGS), kubernetes,
+                                          b.streams[i], shaped)
+
+                # the per-line loop below, in C: shape, then write, each line
+                return assemble_batch(self._shape, now, action_of, parts[3], parts[4],
+                                      parts[5], self._event_part, kubernetes_part, b.offs,
+                                      b.lines, b.stamps, b.streams, b.flags, fallback)
         build, flags = self._lines, b.flags
         host, kind, path, fid, k8s = b.host, b.kind, b.path, b.fid, b.k8s
         return [build(ts, host, kind, path, fid, off, line,
@@ -248,16 +277,7 @@ class DocumentBuilder:
         if parts is None:
             parts = self._file_parts(key)
         shaped = self._shape(line, ts, now)
-
-        if self._daily:
-            action = self._actions.get(ts[:10])
-            if action is None:
-                action = self._action(ts[:10], ts, k8s)
-        else:
-            namespace = str((k8s or {}).get("namespace") or "none")
-            action = self._actions.get((ts[:10], namespace))
-            if action is None:
-                action = self._action((ts[:10], namespace), ts, k8s)
+        action = self._action_of(ts, k8s)
         kubernetes, kubernetes_part = self._kubernetes_fields(k8s) if k8s else _NO_K8S
         assemble = self._assemble
         if assemble is not None and (kubernetes_part is not None or not k8s):
@@ -310,6 +330,17 @@ class DocumentBuilder:
                                                                           _dumps(path)),
             b'"logferry":{"fid":%s,"kind":%s' % (_dumps(fid), _dumps(kind)))
         return parts
+
+    def _action_of(self, ts: str, k8s: dict[str, Any] | None) -> bytes:
+        """The start of the action line of a line with agent time ``ts``, up to its id."""
+        if self._daily:
+            key: Any = ts[:10]
+        else:
+            key = (ts[:10], str((k8s or {}).get("namespace") or "none"))
+        action = self._actions.get(key)
+        if action is None:
+            action = self._action(key, ts, k8s)
+        return action
 
     def _action(self, key: Any, ts: str, k8s: dict[str, Any] | None) -> bytes:
         if len(self._actions) >= _CACHE_MAX:

@@ -37,6 +37,7 @@ def assembler(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -
     """Which way builders made in the test write documents."""
     if request.param == "python":
         monkeypatch.setattr(document, "_ASSEMBLE", None)
+        monkeypatch.setattr(document, "_ASSEMBLE_BATCH", None)
     elif not document.COMPILED:
         pytest.skip("the C assembler is not built")
     return str(request.param)
@@ -495,3 +496,67 @@ def test_the_c_assembler_declines_what_it_does_not_write() -> None:
     for _ in range(300):
         nested = [nested]
     assert assemble(*args[:13], {"deep": nested}) is None
+
+
+def _batch_both_ways(value: bytes, shape: Any = None) -> list[list[bytes] | type]:
+    """The bulk lines of a v2 record by the C loop and by the Python one (or the type of the
+    error each raised)."""
+    out: list[list[bytes] | type] = []
+    for c in (True, False):
+        builder = DocumentBuilder(Processor(ProcessingSettings()),
+                                  IndexNamer("{prefix}-{namespace}-{date}", "logs"))
+        builder.begin(NOW, INGESTED)
+        if not c:
+            builder._assemble = builder._assemble_batch = None
+        if shape is not None:
+            builder._shape = shape
+        try:
+            out.append(builder.build_lines(value))
+        except orjson.JSONEncodeError as exc:
+            out.append(type(exc))
+    return out
+
+
+def test_a_line_the_c_loop_declines_is_written_by_the_twin() -> None:
+    """An offset past 63 bits (the wire allows up to 64) is hashed by the Python path."""
+    _c_twin()
+    value = encode_batch(batch_head("h", "container", "/p", "f", K8S[2]), STAMPS[0],
+                         [7, 2**63 + 5, 2**64 - 1, 8], ["a", "WARN b", '{"msg":"c"}', "d"],
+                         ["stdout", None, "", "stderr"], [(1, ["split"])])
+    c, python = _batch_both_ways(value)
+    assert c == python
+    assert c == reference(value, Processor(ProcessingSettings()),
+                          IndexNamer("{prefix}-{namespace}-{date}", "logs"))
+
+
+@pytest.mark.parametrize("odd", [{1: "x"}, {"a": 2**70}, {"a": "\ud800"}])
+def test_what_the_c_loop_declines_and_orjson_refuses_raises_as_in_python(
+        odd: dict[Any, Any]) -> None:
+    _c_twin()
+    processor = Processor(ProcessingSettings())
+
+    def shape(line: str, ts: str, now: datetime) -> Shaped:
+        fields, timestamp, level, message, flags, original = processor.shape(line, ts, now)
+        return ({**fields, **odd} if line == "odd" else fields, timestamp, level, message,
+                flags, original)
+
+    value = encode_batch(batch_head("h", "file", "/p", "f"), STAMPS[0], [1, 2, 3],
+                         ["a", "odd", "c"])
+    assert _batch_both_ways(value, shape) == [orjson.JSONEncodeError] * 2
+
+
+def test_the_c_loop_asks_for_the_action_of_each_day() -> None:
+    """Lines of one record on different days (and times that are not ASCII) go to their own
+    index, as in the Python loop."""
+    _c_twin()
+    stamps = ["2026-11-24T23:59:59Z", "2026-11-24T23:59:59.5Z", "2026-11-25T00:00:00Z",
+              "2026-11-24T23:00:00Z", "2026-11-2\u00e9T00:00:00Z", "2026-11-25T01:00:00Z",
+              "short"]
+    value = encode_batch(batch_head("h", "container", "/p", "f", K8S[1]), stamps,
+                         list(range(len(stamps))), [f"line {i}" for i in range(len(stamps))])
+    c, python = _batch_both_ways(value)
+    assert c == python
+    indexes = [orjson.loads(line.split(b"\n")[0])["create"]["_index"] for line in c]
+    assert indexes == ["logs-shop-2026.11.24", "logs-shop-2026.11.24", "logs-shop-2026.11.25",
+                       "logs-shop-2026.11.24", "logs-shop-2026.11.2\u00e9",
+                       "logs-shop-2026.11.25", "logs-shop-shor.."]
