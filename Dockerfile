@@ -13,8 +13,8 @@ ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 # A C compiler for the agent's chunk scans (agent/stages/_scan.c) and the indexer's level
-# detection, fields check and document serializer (indexer/stages/_levels.c, _limits.c,
-# _document.c). It is optional to the build, which would go on without it, but the agent then
+# detection, fields and time checks and document serializer (indexer/stages/_levels.c,
+# _limits.c, _timestamps.c, _document.c). It is optional to the build, which would go on without it, but the agent then
 # spends about three times the CPU on each container-log line (benchmarks/agent/line_cost.py),
 # the indexer about twice as much on each line.
 RUN apt-get update \

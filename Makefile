@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed-stamp
 .PHONY: install demo test unit integration charts lint bench faults clean dev-up dev-down
 
 $(STAMP): pyproject.toml setup.py agent/stages/_scan.c indexer/stages/_levels.c \
-		indexer/stages/_limits.c indexer/stages/_document.c
+		indexer/stages/_limits.c indexer/stages/_timestamps.c indexer/stages/_document.c
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'

@@ -5,6 +5,7 @@ results more slowly:
   into columns;
 - the indexer's level detection in free text (indexer/stages/_levels.c);
 - the indexer's check that a parsed line's fields need no capping (indexer/stages/_limits.c);
+- the indexer's check of a time already in canonical RFC 3339 UTC (indexer/stages/_timestamps.c);
 - the indexer's document serializer (indexer/stages/_document.c), which writes each document's
   bulk lines straight from parts serialized once.
 
@@ -20,6 +21,8 @@ setup(ext_modules=[
     Extension("indexer.stages._levels", ["indexer/stages/_levels.c"],
               optional=True, extra_compile_args=["-O2"]),
     Extension("indexer.stages._limits", ["indexer/stages/_limits.c"],
+              optional=True, extra_compile_args=["-O2"]),
+    Extension("indexer.stages._timestamps", ["indexer/stages/_timestamps.c"],
               optional=True, extra_compile_args=["-O2"]),
     Extension("indexer.stages._document", ["indexer/stages/_document.c"],
               optional=True, extra_compile_args=["-O2"]),

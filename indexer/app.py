@@ -27,7 +27,7 @@ from aiokafka import ConsumerRebalanceListener, TopicPartition
 from indexer.metrics import IndexerMetrics
 from indexer.sinks.opensearch import OpenSearchSink, Rejected
 from indexer.sources.kafka import DeadLetterProducer, KafkaSource, dead_letter_entry
-from indexer.stages import document, levels, limits
+from indexer.stages import document, levels, limits, timestamps
 from indexer.stages.document import DocumentBuilder, IndexNamer
 from indexer.stages.process import Processor
 from logferry.config import Config
@@ -126,7 +126,8 @@ class Indexer:
                                                    "group": self.settings.group_id,
                                                    "c_levels": levels.COMPILED,
                                                    "c_document": document.COMPILED,
-                                                   "c_limits": limits.COMPILED})
+                                                   "c_limits": limits.COMPILED,
+                                                   "c_timestamps": timestamps.COMPILED})
                 with lean_gc():
                     await self._loop(stop)
                 # Graceful stop: finish what is in flight and commit it.

@@ -35,7 +35,7 @@ assert {"logferry", "agent", "indexer"} <= tops, tops
 assert not any(n.startswith(("tests/", "benchmarks/", "charts/")) for n in names), tops
 # The image's build stage has a C compiler: every C extension must be in the wheel.
 for ext in ("agent/stages/_scan", "indexer/stages/_levels", "indexer/stages/_limits",
-            "indexer/stages/_document"):
+            "indexer/stages/_timestamps", "indexer/stages/_document"):
     assert any(n.startswith(ext) and n.endswith(".so") for n in names), \
         f"{ext}*.so missing: the C extension was not built"
 assert not any(n.endswith(".c") for n in names), "C sources in the wheel"

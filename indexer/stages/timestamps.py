@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -118,13 +119,10 @@ def normalize_timestamp(value: Any, now: datetime) -> str | None:
     """``value`` as ``YYYY-MM-DDTHH:MM:SS[.fraction]Z``, or ``None`` if it is not a plausible
     time; see the module docstring for the accepted forms."""
     if type(value) is str:
-        if value[-1:] == "Z" and _CANONICAL.fullmatch(value) is not None:
-            if value < _MIN_STRING or value[:19] > _bounds(now).upper_text:
-                return None
-            if value[8:10] > "28" and not _day_exists(int(value[:4]), int(value[5:7]),
-                                                      int(value[8:10])):
-                return None
-            return value
+        if value[-1:] == "Z":
+            found = canonical(value, _bounds(now).upper_text)
+            if found is not NotImplemented:
+                return found  # type: ignore[no-any-return]
         return _from_text(value.strip(), now)
     if isinstance(value, bool):
         return None
@@ -135,6 +133,39 @@ def normalize_timestamp(value: Any, now: datetime) -> str | None:
     if isinstance(value, datetime):
         return _from_datetime(value, now)
     return None
+
+
+def canonical_py(value: str, upper: str) -> Any:
+    """``value`` when it is RFC 3339 UTC as the indexer writes it, from 1970 on, no later than
+    ``upper`` (a ``YYYY-MM-DDTHH:MM:SS`` text) and on a day that exists; ``None`` when it has
+    that form but not those bounds; ``NotImplemented`` when it does not have that form."""
+    if _CANONICAL.fullmatch(value) is None:
+        return NotImplemented
+    if value < _MIN_STRING or value[:19] > upper:
+        return None
+    if value[8:10] > "28" and not _day_exists(int(value[:4]), int(value[5:7]),
+                                              int(value[8:10])):
+        return None
+    return value
+
+
+def _compiled() -> Callable[[str, str], Any] | None:
+    try:
+        from indexer.stages._timestamps import canonical as canonical_c
+        from indexer.stages._timestamps import set_fallback
+    except ImportError:
+        return None
+    set_fallback(canonical_py)  # for values that are not ASCII
+    return canonical_c
+
+
+_canonical_c = _compiled()
+# Whether the build made the C twin (indexer/stages/_timestamps.c, an optional extension): one
+# pass over the text instead of a regex, slices and comparisons, about 0.5 us less a JSON line.
+COMPILED = _canonical_c is not None
+canonical: Callable[[str, str], Any] = _canonical_c or canonical_py
+"""The canonical-form check of :func:`normalize_timestamp`: :func:`canonical_py`, in C where
+built."""
 
 
 def _day_exists(year: int, month: int, day: int) -> bool:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from indexer.stages import timestamps
 from indexer.stages.timestamps import normalize_timestamp
 
 NOW = datetime(2026, 11, 25, 12, 0, 0, tzinfo=UTC)
@@ -203,3 +204,68 @@ def test_epoch_units_agree(instant: datetime) -> None:
         assert normalize_timestamp(seconds * 1_000_000, NOW) == expected
         assert normalize_timestamp(seconds * 1_000_000_000, NOW) == expected
         assert normalize_timestamp(str(seconds * 1000), NOW) == expected
+
+
+# -- the C twin of the canonical-form check (indexer/stages/_timestamps.c) ---------------------
+
+def test_the_c_check_is_built_where_a_compiler_is(c_compiler: str) -> None:
+    # setup.py builds it as optional: a broken build would fall back silently and slowly.
+    assert timestamps.COMPILED
+    assert timestamps.canonical is not timestamps.canonical_py
+
+
+_BASES = ["2026-11-25T10:15:00Z", "2024-02-29T23:59:59.123456789Z", "1970-01-01T00:00:00.5Z",
+          "1969-12-31T23:59:59Z", "2026-11-26T12:00:00Z", "2026-11-26T12:00:01.000Z",
+          "2023-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2000-02-29T00:00:00Z",
+          "2026-04-31T00:00:00Z", "2026-12-31T23:59:59Z", "0000-01-01T00:00:00Z",
+          "9999-12-31T23:59:59.999999999Z"]
+# a canonical-looking time with a few characters replaced, inserted or removed: every
+# position of the form, the digits at the edges of each range, non-ASCII digits
+_near = st.tuples(
+    st.sampled_from(_BASES),
+    st.lists(st.tuples(st.integers(0, 31), st.sampled_from(
+        ["0", "1", "2", "3", "4", "5", "6", "9", "-", ":", "T", "t", " ", ".", "Z", "z", "",
+         "\u0662", "\uff11", "é", "00", "0000000000"]), st.booleans()), max_size=3),
+).map(lambda t: _edit(*t))
+
+
+def _edit(base: str, edits: list[tuple[int, str, bool]]) -> str:
+    text = base
+    for at, piece, replace in edits:
+        text = text[:at] + piece + text[at + 1 if replace else at:]
+    return text
+
+
+_UPPERS = ["2026-11-26T12:00:00", "2026-11-26T12:00:0", "2026-11-26T12:00:00.5", "",
+           "9999-12-31T23:59:59", "2026-11-2\u0666T12:00:00"]
+
+
+@settings(deadline=None, max_examples=3000)
+@given(_near, st.sampled_from(_UPPERS))
+def test_the_c_check_answers_what_the_python_one_answers(value: str, upper: str) -> None:
+    if not timestamps.COMPILED:
+        pytest.skip("the C twin is not built")
+    assert timestamps.canonical(value, upper) == timestamps.canonical_py(value, upper)
+
+
+@settings(deadline=None)
+@given(st.text(max_size=32), st.sampled_from(_UPPERS))
+def test_the_c_check_on_any_text(value: str, upper: str) -> None:
+    if not timestamps.COMPILED:
+        pytest.skip("the C twin is not built")
+    assert timestamps.canonical(value, upper) == timestamps.canonical_py(value, upper)
+
+
+def test_the_c_check_at_every_value_of_every_field() -> None:
+    """Each two-digit field of the form through 00..99 (and the fraction's lengths): the
+    range edges, which a random edit rarely hits."""
+    if not timestamps.COMPILED:
+        pytest.skip("the C twin is not built")
+    base = "2024-02-29T23:59:59.123Z"
+    values = [base[:at] + f"{n:02d}" + base[at + 2:] for at in (2, 5, 8, 11, 14, 17)
+              for n in range(100)]
+    values += [f"2024-01-01T00:00:00{fraction}Z" for fraction in
+               ("", ".", *(("." + "1" * k) for k in range(1, 12)))]
+    for value in values:
+        for upper in _UPPERS:
+            assert timestamps.canonical(value, upper) == timestamps.canonical_py(value, upper)
