@@ -175,7 +175,7 @@ class DocumentBuilder:
         self._assemble = _ASSEMBLE
         self._assemble_batch = _ASSEMBLE_BATCH
         self._ingested = ""
-        # (fid, path, host, kind) -> ({"name": host}, {"path": path}, {"fid", "kind"}, fid@)
+        # (fid, path, host, kind) -> the parts of its documents (_FileParts)
         self._files: dict[tuple[str, str, str, str], _FileParts] = {}
         # index key (the date, and the namespace unless daily) -> start of the action line
         self._actions: dict[Any, bytes] = {}
