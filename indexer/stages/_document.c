@@ -17,9 +17,9 @@
  *
  *     and the rest is written here: the id (blake2b of hash_head + off, 15 bytes, base64url),
  *     the strings (escaped as orjson escapes them), the offset, the flags and the parsed
- *     fields, top-level keys among the reserved ones left out (set_reserved) as the dict
+ *     fields, top-level keys among the reserved ones left out (configure) as the dict
  *     path leaves them out. A value of a type not written here (a float, an int beyond 64
- *     bits, a tuple, a subclass...) is serialized by orjson.dumps itself (set_dumps), so it
+ *     bits, a tuple, a subclass...) is serialized by orjson.dumps itself (configure), so it
  *     reads as orjson writes it.
  *
  *     None means "take the Python path": a key that is not a str, a str with a lone
@@ -514,7 +514,7 @@ static int is_int(PyObject *o) { return PyLong_CheckExact(o); }
 static int ready(void)
 {
     if (dumps == NULL || reserved == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "set_dumps() and set_reserved() first");
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
         return -1;
     }
     return 0;
@@ -696,25 +696,16 @@ error:
     return NULL;
 }
 
-static PyObject *set_dumps(PyObject *self, PyObject *function)
+static PyObject *configure(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (!PyCallable_Check(function)) {
-        PyErr_SetString(PyExc_TypeError, "set_dumps() takes a callable");
+    if (nargs != 2 || !PyCallable_Check(args[0]) || !PyFrozenSet_CheckExact(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "configure(dumps: callable, reserved: frozenset)");
         return NULL;
     }
-    Py_XSETREF(dumps, Py_NewRef(function));
-    Py_RETURN_NONE;
-}
-
-static PyObject *set_reserved(PyObject *self, PyObject *names)
-{
-    (void)self;
-    if (!PyFrozenSet_CheckExact(names)) {
-        PyErr_SetString(PyExc_TypeError, "set_reserved() takes a frozenset");
-        return NULL;
-    }
-    Py_XSETREF(reserved, Py_NewRef(names));
+    Py_XSETREF(dumps, Py_NewRef(args[0]));
+    Py_XSETREF(reserved, Py_NewRef(args[1]));
     Py_RETURN_NONE;
 }
 
@@ -736,8 +727,9 @@ static PyMethodDef methods[] = {
      "The two bulk lines of one document; None where the Python path must build them."},
     {"assemble_batch", (PyCFunction)(void (*)(void))assemble_batch, METH_FASTCALL,
      "The bulk lines of every line of a v2 record, shaped and written in one loop."},
-    {"set_dumps", set_dumps, METH_O, "The serializer of the values not written here."},
-    {"set_reserved", set_reserved, METH_O, "The top-level field names the fields never take."},
+    {"configure", (PyCFunction)(void (*)(void))configure, METH_FASTCALL,
+     "The serializer of the values not written here, and the top-level field names the "
+     "fields never take."},
     {"digest", (PyCFunction)(void (*)(void))blake2b_id, METH_FASTCALL,
      "blake2b(head + tail, digest_size=15).digest(), for the tests."},
     {NULL, NULL, 0, NULL},

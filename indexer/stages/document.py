@@ -133,11 +133,11 @@ _AssembleBatch = Callable[..., list[bytes]]
 
 def _compiled() -> tuple[_Assemble, _AssembleBatch] | None:
     try:
-        from indexer.stages._document import assemble, assemble_batch, set_dumps, set_reserved
+        from indexer.stages._document import assemble, assemble_batch, configure
     except ImportError:
         return None
-    set_dumps(_dumps)  # floats, ints beyond 64 bits...: written by orjson's own rules
-    set_reserved(RESERVED_FIELDS)
+    # floats, ints beyond 64 bits...: written by orjson's own rules
+    configure(_dumps, RESERVED_FIELDS)
     return assemble, assemble_batch
 
 
