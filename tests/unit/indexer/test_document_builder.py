@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -404,24 +405,33 @@ _refused = st.one_of(st.just("\ud800"), _text.map(lambda t: t + "\udfff"),
                      st.dictionaries(st.integers(0, 3), _scalar, min_size=1, max_size=2))
 
 
-def _both_ways(shaped: Shaped, host: str, path: str, fid: str, off: int, flags: list[Any],
-               k8s: dict[str, Any] | None, stream: str | None) -> list[bytes | type]:
-    """The bulk lines of one shaped line, by the C assembler and by its twin (or the type of
-    the error each raised)."""
-    out: list[bytes | type] = []
+def _c_and_python(run: Callable[[DocumentBuilder], Any],
+                  shape: Callable[[str, str, datetime], Shaped] | None = None) -> list[Any]:
+    """What ``run`` gives on a builder with the C assembler and on one with its Python twin
+    (or the type of the error each raised); ``shape`` stands in for the processing stages."""
+    out: list[Any] = []
     for c in (True, False):
         builder = DocumentBuilder(Processor(ProcessingSettings()),
                                   IndexNamer("{prefix}-{namespace}-{date}", "logs"))
         builder.begin(NOW, INGESTED)
         if not c:
-            builder._assemble = None
-        builder._shape = lambda line, ts, now: shaped  # type: ignore[method-assign]
+            builder._assemble = builder._assemble_batch = None
+        if shape is not None:
+            builder._shape = shape  # type: ignore[method-assign]
         try:
-            out.append(builder._lines("2026-11-25T11:00:00Z", host, "container", path, fid,
-                                      off, "line", flags, k8s, stream))
+            out.append(run(builder))
         except orjson.JSONEncodeError as exc:
             out.append(type(exc))
     return out
+
+
+def _both_ways(shaped: Shaped, host: str, path: str, fid: str, off: int, flags: list[Any],
+               k8s: dict[str, Any] | None, stream: str | None) -> list[Any]:
+    """The bulk lines of one shaped line, by the C assembler and by its twin."""
+    return _c_and_python(
+        lambda builder: builder._lines("2026-11-25T11:00:00Z", host, "container", path, fid,
+                                       off, "line", flags, k8s, stream),
+        lambda line, ts, now: shaped)
 
 
 @settings(max_examples=1500, deadline=None)
@@ -498,23 +508,9 @@ def test_the_c_assembler_declines_what_it_does_not_write() -> None:
     assert assemble(*args[:13], {"deep": nested}) is None
 
 
-def _batch_both_ways(value: bytes, shape: Any = None) -> list[list[bytes] | type]:
-    """The bulk lines of a v2 record by the C loop and by the Python one (or the type of the
-    error each raised)."""
-    out: list[list[bytes] | type] = []
-    for c in (True, False):
-        builder = DocumentBuilder(Processor(ProcessingSettings()),
-                                  IndexNamer("{prefix}-{namespace}-{date}", "logs"))
-        builder.begin(NOW, INGESTED)
-        if not c:
-            builder._assemble = builder._assemble_batch = None
-        if shape is not None:
-            builder._shape = shape
-        try:
-            out.append(builder.build_lines(value))
-        except orjson.JSONEncodeError as exc:
-            out.append(type(exc))
-    return out
+def _batch_both_ways(value: bytes, shape: Any = None) -> list[Any]:
+    """The bulk lines of a v2 record by the C loop and by the Python one."""
+    return _c_and_python(lambda builder: builder.build_lines(value), shape)
 
 
 def test_a_line_the_c_loop_declines_is_written_by_the_twin() -> None:
